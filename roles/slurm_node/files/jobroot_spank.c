@@ -1,0 +1,382 @@
+/*
+ * jobroot_spank.c - SPANK plugin that runs each task of a Slurm job inside
+ * the job root that the hpc.jobroot Prolog prepared for it.
+ *
+ * Submission side (srun: local context, sbatch/salloc: allocator context):
+ *   --jobroot-os=NAME, or else the submitter's JOBROOT_OS variable (CHOS
+ *   style), is checked against the OS-name syntax of docs/design.md and
+ *   handed to the Prolog as SPANK_JOBROOT_OS (spank_job_control_setenv adds
+ *   the SPANK_ prefix).  No name means the node's default OS.
+ *
+ * Node side (slurmstepd, remote context), in task_init_privileged, i.e. in
+ * the forked, single-threaded task child, still root, before it becomes the
+ * user:
+ *   <run_dir>/jobs/<job id>.refused  -> fail the task, showing the reason;
+ *   <run_dir>/jobs/<job id>.root     -> check the record, enter the host
+ *                                       mount namespace, chroot, chdir back.
+ *
+ * Why setns() before chroot: with JobContainerType=job_container/tmpfs and
+ * PrologFlags=Contain the job's tasks run in a private mount namespace.
+ * Measured on Slurm 22.05.8 (see molecule/slurm): that namespace is made by
+ * the extern step *after* the Prolog (its BasePath/<node>/<job> directory
+ * does not exist while the Prolog runs), so it holds private copies of the
+ * root's mounts; a chroot there works, but only because of that ordering,
+ * which later Slurm versions change, and mounts the Epilogue removes on the
+ * host would stay pinned in the job namespace for as long as a process of
+ * the job lives in it.  So the task (single-threaded here, still root)
+ * setns()es into the mount namespace the Prolog mounted in, slurmd's, found
+ * through slurmd's pid file (or mnt_ns=, PID 1's by default), checks the
+ * root is a mount point there, and chroots.  The job root brings its own
+ * /tmp, /var/tmp and /dev/shm on the job's volume, so leaving the tmpfs
+ * namespace loses nothing, /proc/self/mountinfo in the job lists exactly
+ * the root's mounts, and the Epilogue's unmounts are complete.
+ *
+ * plugstack.conf arguments (all optional):
+ *   run_dir=/run/hpc-jobroot  root_base=/var/lib/hpc-jobroot/roots
+ *   require=0|1   (1: a task of a job without a root record fails)
+ *   slurmd_pidfile=/run/slurmd.pid  (enter slurmd's mount namespace)
+ *   mnt_ns=/proc/1/ns/mnt  (used without slurmd_pidfile; "none" chroots
+ *                           in the task's own namespace)
+ *
+ * Copyright: hpc.jobroot developers.  GPL-3.0-or-later.
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <slurm/slurm.h>
+#include <slurm/spank.h>
+
+SPANK_PLUGIN(jobroot, 1);
+
+#define OS_NAME_MAX 64
+#define REASON_MAX 512
+
+static char run_dir[PATH_MAX] = "/run/hpc-jobroot";
+static char root_base[PATH_MAX] = "/var/lib/hpc-jobroot/roots";
+static char mnt_ns[PATH_MAX] = "/proc/1/ns/mnt";
+static char slurmd_pidfile[PATH_MAX] = "";
+static int require_root = 0;
+static char opt_os[OS_NAME_MAX + 1] = "";
+
+/* docs/design.md: ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ */
+static int valid_os_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > OS_NAME_MAX || !isalnum((unsigned char)s[0]))
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (!(isascii(c) && (isalnum(c) || c == '.' || c == '_' || c == '-')))
+			return 0;
+	}
+	return 1;
+}
+
+static int opt_cb(int val, const char *optarg, int remote)
+{
+	(void)val;
+	if (!optarg || !valid_os_name(optarg)) {
+		slurm_error("jobroot: --jobroot-os=%s: not a valid OS name "
+			    "(letters, digits, '.', '_', '-'; at most 64; "
+			    "starting with a letter or digit)",
+			    optarg ? optarg : "");
+		return -1;
+	}
+	(void)remote;
+	strcpy(opt_os, optarg);
+	return 0;
+}
+
+static struct spank_option jobroot_opt = {
+	"jobroot-os", "NAME",
+	"Run the job's tasks in the OS tree NAME (see the node's allow-list; "
+	"default: the node's default OS, or $JOBROOT_OS)",
+	1, 0, opt_cb
+};
+
+static int copy_arg(char *dst, const char *val, const char *key)
+{
+	if (strlen(val) >= PATH_MAX - 64 || (val[0] != '/' && strcmp(key, "mnt_ns"))) {
+		slurm_error("jobroot: bad plugin argument %s=%s", key, val);
+		return -1;
+	}
+	strcpy(dst, val);
+	return 0;
+}
+
+static int parse_args(int ac, char **av)
+{
+	for (int i = 0; i < ac; i++) {
+		if (!strncmp(av[i], "run_dir=", 8)) {
+			if (copy_arg(run_dir, av[i] + 8, "run_dir"))
+				return -1;
+		} else if (!strncmp(av[i], "root_base=", 10)) {
+			if (copy_arg(root_base, av[i] + 10, "root_base"))
+				return -1;
+		} else if (!strncmp(av[i], "mnt_ns=", 7)) {
+			if (copy_arg(mnt_ns, av[i] + 7, "mnt_ns"))
+				return -1;
+		} else if (!strncmp(av[i], "slurmd_pidfile=", 15)) {
+			if (copy_arg(slurmd_pidfile, av[i] + 15, "slurmd_pidfile"))
+				return -1;
+		} else if (!strcmp(av[i], "require=1")) {
+			require_root = 1;
+		} else if (!strcmp(av[i], "require=0")) {
+			require_root = 0;
+		} else {
+			slurm_error("jobroot: unknown plugin argument '%s'", av[i]);
+			return -1;
+		}
+	}
+	/* root_base without a trailing slash, so prefix checks are exact */
+	size_t n = strlen(root_base);
+	while (n > 1 && root_base[n - 1] == '/')
+		root_base[--n] = '\0';
+	return 0;
+}
+
+int slurm_spank_init(spank_t sp, int ac, char **av)
+{
+	if (parse_args(ac, av))
+		return -1;
+	if (spank_context() == S_CTX_ALLOCATOR || spank_context() == S_CTX_LOCAL ||
+	    spank_context() == S_CTX_REMOTE)
+		return spank_option_register(sp, &jobroot_opt) == ESPANK_SUCCESS ? 0 : -1;
+	return 0;
+}
+
+/* Submission side: pass the chosen OS name on to the Prolog. */
+int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
+{
+	(void)ac; (void)av;
+	if (spank_context() != S_CTX_ALLOCATOR && spank_context() != S_CTX_LOCAL)
+		return 0;
+	/* srun inside an existing allocation: the Prolog has already run */
+	if (spank_context() == S_CTX_LOCAL && getenv("SLURM_JOB_ID") && !opt_os[0])
+		return 0;
+
+	const char *name = opt_os;
+	if (!name[0]) {
+		const char *env = getenv("JOBROOT_OS");
+
+		if (!env || !env[0])
+			return 0;
+		if (!valid_os_name(env)) {
+			slurm_error("jobroot: JOBROOT_OS=%s: not a valid OS name "
+				    "(letters, digits, '.', '_', '-'; at most 64; "
+				    "starting with a letter or digit)", env);
+			return -1;
+		}
+		name = env;
+	}
+	if (spank_job_control_setenv(sp, "JOBROOT_OS", name, 1) != ESPANK_SUCCESS) {
+		slurm_error("jobroot: cannot pass the OS name to the Prolog");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Read a small record file <run_dir>/jobs/<job id><suffix> into buf.
+ * Returns 1 if read, 0 if absent, -1 on error (message logged).
+ * The record must be a regular file owned by root and not writable by
+ * group or others, in a root-owned directory likewise protected.
+ */
+static int read_record(uint32_t job_id, const char *suffix, char *buf, size_t len)
+{
+	char path[PATH_MAX], dir[PATH_MAX];
+	struct stat st;
+
+	if (snprintf(dir, sizeof(dir), "%s/jobs", run_dir) >= (int)sizeof(dir))
+		return -1;
+	if (snprintf(path, sizeof(path), "%s/%u%s", dir, job_id, suffix) >= (int)sizeof(path))
+		return -1;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		slurm_error("jobroot: job %u: cannot open %s: %m", job_id, path);
+		return -1;
+	}
+	if (stat(dir, &st) || st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)) ||
+	    fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_uid != 0 ||
+	    (st.st_mode & (S_IWGRP | S_IWOTH))) {
+		slurm_error("jobroot: job %u: %s is not a root-owned, protected "
+			    "record; not trusting it", job_id, path);
+		close(fd);
+		return -1;
+	}
+	ssize_t n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0) {
+		slurm_error("jobroot: job %u: cannot read %s: %m", job_id, path);
+		return -1;
+	}
+	buf[n] = '\0';
+	return 1;
+}
+
+/* The record must be exactly one absolute path below root_base + newline. */
+static int check_root_path(uint32_t job_id, char *p)
+{
+	size_t n = strlen(p), base = strlen(root_base);
+
+	if (n && p[n - 1] == '\n')
+		p[--n] = '\0';
+	for (size_t i = 0; i < n; i++)
+		if (iscntrl((unsigned char)p[i]))
+			goto bad;
+	if (n <= base + 1 || strncmp(p, root_base, base) || p[base] != '/' ||
+	    strstr(p, "/../") || strstr(p, "/./") || strstr(p, "//") ||
+	    !strcmp(p + n - 3, "/..") || !strcmp(p + n - 2, "/."))
+		goto bad;
+	return 0;
+bad:
+	slurm_error("jobroot: job %u: root record is not a single absolute path "
+		    "under %s", job_id, root_base);
+	return -1;
+}
+
+/* slurm_error() from the task child reaches the job's stderr (srun's
+ * terminal or the batch output file) as "slurmstepd-NODE: error: ...", and
+ * slurmd's log. */
+static void task_msg(const char *fmt, const char *a, const char *b)
+{
+	slurm_error(fmt, a, b);
+}
+
+/*
+ * Open the mount namespace the Prolog mounted in.  With slurmd_pidfile= that
+ * is slurmd's own namespace (the Prolog is slurmd's child): the pid file must
+ * be root-owned and not writable by others, and the pid must still be a
+ * process named slurmd.  Otherwise mnt_ns= (default PID 1's namespace).
+ */
+static int open_mnt_ns(uint32_t job_id)
+{
+	char path[PATH_MAX], buf[64];
+	struct stat st;
+	int fd;
+
+	if (!slurmd_pidfile[0])
+		return open(mnt_ns, O_RDONLY | O_CLOEXEC);
+
+	fd = open(slurmd_pidfile, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) || st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH))) {
+		slurm_error("jobroot: job %u: cannot use slurmd pid file %s", job_id, slurmd_pidfile);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	long pid = n > 0 ? (buf[n] = '\0', strtol(buf, NULL, 10)) : 0;
+	if (pid <= 1) {
+		slurm_error("jobroot: job %u: no pid in %s", job_id, slurmd_pidfile);
+		return -1;
+	}
+	snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0 || (buf[n] = '\0', strcmp(buf, "slurmd\n"))) {
+		slurm_error("jobroot: job %u: pid %ld from %s is not slurmd", job_id, pid, slurmd_pidfile);
+		return -1;
+	}
+	snprintf(path, sizeof(path), "/proc/%ld/ns/mnt", pid);
+	return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+int slurm_spank_task_init_privileged(spank_t sp, int ac, char **av)
+{
+	uint32_t job_id = 0, step_id = 0;
+	char rec[PATH_MAX + 2], reason[REASON_MAX], id[16];
+	int r;
+
+	(void)ac; (void)av;
+	if (spank_get_item(sp, S_JOB_ID, &job_id) != ESPANK_SUCCESS)
+		return -1;
+	spank_get_item(sp, S_JOB_STEPID, &step_id);
+	snprintf(id, sizeof(id), "%u", job_id);
+
+	r = read_record(job_id, ".refused", reason, sizeof(reason));
+	if (r < 0)
+		return -1;
+	if (r == 1) {
+		for (char *c = reason; *c; c++)
+			if (iscntrl((unsigned char)*c))
+				*c = (*c == '\n' && c[1]) ? ' ' : (*c == '\n' ? '\0' : '?');
+		task_msg("jobroot: job %s refused: %s", id, reason);
+		return -1;
+	}
+	r = read_record(job_id, ".root", rec, sizeof(rec));
+	if (r < 0)
+		return -1;
+	if (r == 0) {
+		if (require_root) {
+			task_msg("jobroot: job %s has no job root (%s); this node "
+				 "runs jobs only in job roots", id, "Prolog did not record one");
+			return -1;
+		}
+		return 0;
+	}
+	if (check_root_path(job_id, rec))
+		return -1;
+
+	if (slurmd_pidfile[0] || strcmp(mnt_ns, "none")) {
+		int fd = open_mnt_ns(job_id);
+
+		if (fd < 0 || setns(fd, CLONE_NEWNS)) {
+			slurm_error("jobroot: job %s: cannot enter the Prolog's mount namespace (%s): %m",
+				    id, slurmd_pidfile[0] ? slurmd_pidfile : mnt_ns);
+			if (fd >= 0)
+				close(fd);
+			return -1;
+		}
+		close(fd);
+	}
+
+	/* The root must be a real, root-owned directory and a mount point
+	 * (the job volume) in the namespace we chroot in. */
+	struct stat st, up;
+	char parent[PATH_MAX + 4];
+	char *real = realpath(rec, NULL);
+
+	snprintf(parent, sizeof(parent), "%s/..", rec);
+	if (!real || strcmp(real, rec) || lstat(rec, &st) || !S_ISDIR(st.st_mode) ||
+	    st.st_uid != 0 || stat(parent, &up) || st.st_dev == up.st_dev) {
+		task_msg("jobroot: job %s: job root %s is not a mounted, root-owned "
+			 "directory here", id, rec);
+		free(real);
+		return -1;
+	}
+	free(real);
+
+	/*
+	 * The working directory: slurmstepd calls this callback from "/" and
+	 * chdir()s to the job's directory only after it (measured on 22.05.8),
+	 * so that chdir resolves inside the root; a directory missing there
+	 * gives Slurm's own "couldn't chdir to `DIR' ... going to /tmp
+	 * instead" in the job's output.  chdir(root) before chroot(".") leaves
+	 * no working directory outside the new root.
+	 */
+	if (chdir(rec) || chroot(".")) {
+		task_msg("jobroot: job %s: chroot into %s failed", id, rec);
+		return -1;
+	}
+	slurm_debug("jobroot: job %u step %u: task chrooted in %s", job_id, step_id, rec);
+	return 0;
+}

@@ -1,0 +1,493 @@
+# -*- coding: utf-8 -*-
+# Copyright: hpc.jobroot contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Assemble and tear down the mount tree inside a job root.
+
+A job root is populated with bind mounts of the OS tree and host paths, and
+kernel file systems (proc, sysfs, devpts, tmpfs for a private /dev/shm). The
+order of operations and the list of what a job needs come from the seed
+paper on per-job chroots (000, section 2.3.2) and the SL5-in-chroot slides
+(003); the rules that make it safe are ours:
+
+* mount targets are walked component by component and a symlink anywhere
+  below the root is refused, so a tree cannot redirect a mount onto the host;
+* every bind mount gets its propagation set right after it is made (default
+  ``slave``/``rslave``): host automounts still propagate in, nothing made in
+  the root propagates out;
+* read-only/nosuid/nodev/noexec are applied with a bind remount, adding to
+  the flags the source already has, never clearing one;
+* teardown unmounts leaves first, tolerates mounts that are already gone,
+  and only ever removes *empty* directories and empty files that
+  :func:`apply` itself created (recorded in a manifest outside the root).
+  Nothing is ever deleted recursively.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+from dataclasses import dataclass, field
+
+from ansible_collections.hpc.jobroot.plugins.module_utils import mountinfo, mounts, validate
+from ansible_collections.hpc.jobroot.plugins.module_utils.errors import (
+    BusyError, JobrootError, ValidationError)
+
+BIND_TYPES = ("bind", "rbind")
+KERNEL_TYPES = ("proc", "sysfs", "devpts", "tmpfs", "mqueue")
+TYPES = BIND_TYPES + KERNEL_TYPES + ("symlink",)
+FLAG_OPTIONS = ("ro", "nosuid", "nodev", "noexec")
+DEFAULT_PROPAGATION = {"bind": "slave", "rbind": "rslave"}
+_DATA_KEYS = ("size", "mode", "nr_inodes", "newinstance", "ptmxmode", "gid")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One entry of a bind tree.
+
+    ``target``: path relative to the root. ``type``: one of :data:`TYPES`.
+    ``source``: absolute path for bind/rbind, the link text for ``symlink``.
+    ``options``: subset of :data:`FLAG_OPTIONS`. ``propagation``: a key of
+    ``mounts.PROPAGATION_FLAGS``. ``data``: file-system options for kernel
+    types (e.g. ``size=64m,mode=1777`` for tmpfs).
+    """
+
+    target: str
+    type: str
+    source: str = ""
+    options: tuple = ()
+    propagation: str = "private"
+    data: str = ""
+
+
+@dataclass
+class Result:
+    """What :func:`apply` or :func:`teardown` did (or would do in check mode).
+
+    ``actions`` is a list of human-readable strings, one per change, used for
+    ``--diff`` and for logs; ``changed`` is ``bool(actions)``.
+    """
+
+    actions: list = field(default_factory=list)
+
+    @property
+    def changed(self):
+        return bool(self.actions)
+
+
+def spec(entry):
+    """Validate one mount entry (a dict as the module takes it) and return a :class:`Spec`.
+
+    Keys: ``target`` (required), ``type`` (default ``bind``), ``source``,
+    ``options`` (list), ``propagation``, ``data``. Raises ValidationError
+    naming the entry on any unknown key or bad value.
+    """
+    if not isinstance(entry, dict):
+        raise ValidationError("a mount entry must be a mapping, got %r" % (entry,))
+    unknown = set(entry) - {"target", "type", "source", "options", "propagation", "data"}
+    if unknown:
+        raise ValidationError("mount entry has unknown keys: %s" % ", ".join(sorted(unknown)))
+    kind = entry.get("type") or "bind"
+    if kind not in TYPES:
+        raise ValidationError("mount type %r is not one of %s" % (kind, ", ".join(TYPES)))
+    target = validate.rel_path(entry.get("target"), "mount target")
+    source = entry.get("source") or ""
+    if kind in BIND_TYPES:
+        source = validate.abs_path(source, "bind source of %s" % target)
+        if not os.path.exists(source):
+            raise ValidationError("bind source %s of %s does not exist" % (source, target))
+    elif kind == "symlink":
+        link = source[1:] if source.startswith("/") else source
+        validate.rel_path(link, "symlink text of %s" % target)
+        if source.startswith("/"):
+            validate.abs_path(source, "symlink text of %s" % target)
+    elif source:
+        raise ValidationError("mount type %s of %s takes no source" % (kind, target))
+    options = tuple(sorted(set(entry.get("options") or ())))
+    bad = [o for o in options if o not in FLAG_OPTIONS]
+    if bad:
+        raise ValidationError("mount options %s of %s are not among %s"
+                              % (", ".join(map(str, bad)), target, ", ".join(FLAG_OPTIONS)))
+    propagation = entry.get("propagation") or DEFAULT_PROPAGATION.get(kind, "private")
+    if propagation not in mounts.PROPAGATION_FLAGS:
+        raise ValidationError("propagation %r of %s is not one of %s" % (
+            propagation, target, ", ".join(mounts.PROPAGATION_FLAGS)))
+    data = entry.get("data") or ""
+    if data:
+        if kind not in KERNEL_TYPES:
+            raise ValidationError("data is only for kernel file systems, not %s (%s)" % (kind, target))
+        for item in data.split(","):
+            key, _, value = item.partition("=")
+            if key not in _DATA_KEYS or not value.isalnum():
+                raise ValidationError("file-system option %r of %s is not allowed" % (item, target))
+    return Spec(target, kind, source, options, propagation, data)
+
+
+def _check_root(root):
+    validate.abs_path(root, "root")
+    if root == "/":
+        raise ValidationError("root must not be /")
+    try:
+        st = os.lstat(root)
+    except FileNotFoundError:
+        raise ValidationError("root %s does not exist" % root) from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise ValidationError("root %s is not a directory (or is a symlink)" % root)
+
+
+def _walk(root, rel, last_may_be_link=False, planned=()):
+    """Return ``(path, missing)``: the absolute target and its missing components.
+
+    Raises ValidationError if any existing component below *root* is a
+    symlink (except the last one when *last_may_be_link*), or the parent of a
+    component is not a directory. Paths in *planned* (check mode: to be
+    created by an earlier step) count as existing directories.
+    """
+    path = root
+    missing = []
+    parts = rel.split("/")
+    for i, part in enumerate(parts):
+        path = path + "/" + part
+        if missing:
+            missing.append(path)
+            continue
+        if path in planned:
+            continue
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            missing.append(path)
+            continue
+        if stat.S_ISLNK(st.st_mode) and not (last_may_be_link and i == len(parts) - 1):
+            raise ValidationError("%s is a symlink: refusing to mount through it" % path)
+        if i < len(parts) - 1 and not stat.S_ISDIR(st.st_mode):
+            raise ValidationError("%s is not a directory" % path)
+    return path, missing
+
+
+def _manifest_path(state_dir, root):
+    return os.path.join(state_dir, hashlib.sha256(root.encode()).hexdigest()[:24] + ".json")
+
+
+def _load_manifest(state_dir, root):
+    try:
+        with open(_manifest_path(state_dir, root), encoding="utf-8") as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        return {"root": root, "dirs": [], "files": []}
+    if data.get("root") != root:
+        raise JobrootError("manifest %s belongs to %s" % (_manifest_path(state_dir, root), data.get("root")))
+    return data
+
+
+def _save_manifest(state_dir, root, data):
+    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    path = _manifest_path(state_dir, root)
+    if not data["dirs"] and not data["files"]:
+        if os.path.exists(path):
+            os.unlink(path)
+        return
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle)
+    os.replace(tmp, path)
+
+
+def _expected_propagation(table, wanted, source):
+    """The propagation mountinfo will show after setting *wanted* on a bind of *source*.
+
+    A slave of a private mount has no master, so the kernel leaves it private.
+    """
+    base = wanted.lstrip("r") if wanted.startswith("r") else wanted
+    if base == "slave" and source:
+        origin = mountinfo.containing(table, os.path.realpath(source))
+        if origin is None or mountinfo.propagation(origin) not in ("shared", "slave"):
+            return "private"
+    return base
+
+
+def _state(table, path, entry):
+    """Return ``(present, fix)`` for *entry* at *path*: is it mounted, and what needs fixing.
+
+    ``fix`` is a list among ``remount``, ``propagation``. Raises JobrootError
+    if a different mount already occupies *path*.
+    """
+    if entry.type == "symlink":
+        return os.path.islink(path) and os.readlink(path) == entry.source, []
+    top = mountinfo.top_at(table, path)
+    if top is None:
+        return False, []
+    if entry.type in BIND_TYPES:
+        if (top.dev, top.root) != mountinfo.bind_origin(table, entry.source):
+            raise JobrootError("%s already has a different mount (%s of %s on %s); "
+                               "refusing to stack another" % (path, top.root, top.source, top.dev))
+    elif top.fstype != entry.type:
+        raise JobrootError("%s already has a %s mount, not %s" % (path, top.fstype, entry.type))
+    fix = []
+    if not set(entry.options) <= top.options:
+        fix.append("remount")
+    if mountinfo.propagation(top) != _expected_propagation(table, entry.propagation, entry.source):
+        fix.append("propagation")
+    return True, fix
+
+
+def _mount(path, entry, table):
+    if entry.type in BIND_TYPES:
+        mounts.bind(entry.source, path, recursive=entry.type == "rbind")
+    else:
+        mounts.mount(entry.type, path, entry.type, mounts.flags_of(entry.options), entry.data or None)
+    # Propagation first: until it is set, a mount under a shared parent is a
+    # peer of its source, and what we stack on it would leak back to the host.
+    mounts.set_propagation(path, entry.propagation)
+    if entry.type in BIND_TYPES and entry.options:
+        _remount(path, entry, mountinfo.read())
+    del table
+
+
+def _remount(path, entry, table):
+    top = mountinfo.top_at(table, path)
+    mounts.remount_bind(path, mounts.flags_of(top.options) | mounts.flags_of(entry.options))
+
+
+def apply(root, entries, dirs=(), state_dir="/run/hpc-jobroot/trees", check=False):
+    """Make the mount tree *entries* under *root*; return a :class:`Result`.
+
+    *root*: clean absolute path of an existing directory (not ``/``).
+    *entries*: list of dicts accepted by :func:`spec`, applied in order (a
+    parent before what is mounted inside it). *dirs*: list of
+    ``{"path": rel, "mode": "1777"}`` directories to create (modes as octal
+    strings). Missing mount points are created (directories, or empty files
+    for single-file binds), owned by root, and recorded in the manifest under
+    *state_dir*. With *check*, nothing is changed and the actions that would
+    run are returned.
+
+    Idempotent: a mount already present from the same source is left alone;
+    missing flags are added by a bind remount; propagation is corrected.
+    Raises ValidationError for bad input (before anything changes) and
+    JobrootError/MountError on failure, after undoing whatever this call
+    mounted or created, so nothing is left half-done.
+    """
+    _check_root(root)
+    specs = [spec(e) for e in entries]
+    wanted_dirs = []
+    for d in dirs:
+        rel = validate.rel_path(d.get("path"), "directory")
+        mode = str(d.get("mode") or "0755")
+        if not mode.isdigit() or len(mode) > 4 or int(mode, 8) > 0o7777 or "8" in mode or "9" in mode:
+            raise ValidationError("directory mode %r of %s is not an octal mode" % (mode, rel))
+        wanted_dirs.append((rel, int(mode, 8)))
+
+    result = Result()
+    manifest = _load_manifest(state_dir, root)
+    made = []      # (kind, path) created by this call, for rollback
+    mounted = []   # paths mounted by this call, for rollback
+    planned = set()  # check mode: paths an earlier step would have created
+    try:
+        for rel, mode in wanted_dirs:
+            path, missing = _walk(root, rel, planned=planned)
+            planned.update(missing)
+            for p in missing:
+                result.actions.append("mkdir %s" % p)
+                if not check:
+                    os.mkdir(p, 0o755)
+                    made.append(("dir", p))
+            if not check or not missing:
+                if stat.S_IMODE(os.lstat(path).st_mode) != mode:
+                    result.actions.append("chmod %o %s" % (mode, path))
+                    if not check:
+                        os.chmod(path, mode)
+        for entry in specs:
+            table = mountinfo.read()
+            path, missing = _walk(root, entry.target, entry.type == "symlink", planned)
+            planned.update(missing)
+            if entry.type == "symlink":
+                present = missing == [] and os.path.islink(path)
+                if present and os.readlink(path) != entry.source:
+                    raise JobrootError("%s is a symlink to %s, not %s" % (path, os.readlink(path), entry.source))
+                if not present:
+                    if not missing:
+                        raise JobrootError("%s exists and is not the wanted symlink" % path)
+                    _create_parents(missing[:-1], check, made, result)
+                    result.actions.append("symlink %s -> %s" % (path, entry.source))
+                    if not check:
+                        os.symlink(entry.source, path)
+                        made.append(("file", path))
+                continue
+            present, fix = (False, []) if missing else _state(table, path, entry)
+            if missing:
+                is_file = entry.type in BIND_TYPES and not os.path.isdir(entry.source)
+                _create_parents(missing[:-1], check, made, result)
+                result.actions.append(("touch %s" if is_file else "mkdir %s") % path)
+                if not check:
+                    if is_file:
+                        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
+                        made.append(("file", path))
+                    else:
+                        os.mkdir(path, 0o755)
+                        made.append(("dir", path))
+            if not present:
+                what = entry.source or entry.type
+                result.actions.append("mount %s %s on %s (%s, %s)" % (
+                    entry.type, what, path, ",".join(entry.options) or "defaults", entry.propagation))
+                if not check:
+                    _mount(path, entry, table)
+                    mounted.append(path)
+                continue
+            if "remount" in fix:
+                result.actions.append("remount %s with %s" % (path, ",".join(entry.options)))
+                if not check:
+                    _remount(path, entry, table)
+            if "propagation" in fix:
+                result.actions.append("make %s %s" % (path, entry.propagation))
+                if not check:
+                    mounts.set_propagation(path, entry.propagation)
+    except (JobrootError, OSError) as exc:
+        if check:
+            raise
+        _rollback(mounted, made)
+        if isinstance(exc, OSError):
+            raise JobrootError("building the tree under %s failed: %s" % (root, exc)) from exc
+        raise
+    if not check:
+        manifest["dirs"] += [p for k, p in made if k == "dir"]
+        manifest["files"] += [p for k, p in made if k == "file"]
+        _save_manifest(state_dir, root, manifest)
+    return result
+
+
+def _create_parents(paths, check, made, result):
+    for p in paths:
+        result.actions.append("mkdir %s" % p)
+        if not check:
+            os.mkdir(p, 0o755)
+            made.append(("dir", p))
+
+
+def _rollback(mounted, made):
+    for path in reversed(mounted):
+        try:
+            _unmount_subtree(path, lazy=True)
+        except JobrootError:
+            pass
+    for kind, path in reversed(made):
+        try:
+            (os.rmdir if kind == "dir" else os.unlink)(path)
+        except OSError:
+            pass
+
+
+def _leaves_first(selected):
+    """Order mounts so that every mount comes before the mount it sits on."""
+    order = []
+    remaining = list(selected)
+    while remaining:
+        ids = {m.mount_id for m in remaining}
+        leaves = [m for m in remaining if not any(o.parent_id == m.mount_id for o in remaining)]
+        if not leaves:  # a cycle cannot happen in a mount tree; be safe anyway
+            leaves = remaining
+        order.extend(sorted(leaves, key=lambda m: (-m.mount_point.count("/"), -m.mount_id)))
+        remaining = [m for m in remaining if m not in leaves and m.mount_id in ids]
+    return order
+
+
+def users_of(path):
+    """Return the PIDs (sorted ints) whose cwd or root lies at or below *path*.
+
+    Used to say *who* keeps a mount busy; reads /proc/PID/cwd and root.
+    """
+    prefix = path.rstrip("/") + "/"
+    pids = set()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        for link in ("cwd", "root"):
+            try:
+                target = os.readlink("/proc/%s/%s" % (pid, link))
+            except OSError:
+                continue
+            if target == path or target.startswith(prefix):
+                pids.add(int(pid))
+    return sorted(pids)
+
+
+def _unmount_subtree(path, lazy, include_self=True, result=None):
+    """Unmount every mount at/below *path*, leaves first. Return the busy mount points."""
+    busy = []
+    for m in _leaves_first(mountinfo.under(mountinfo.read(), path, include_self)):
+        try:
+            gone = mounts.umount(m.mount_point)
+        except BusyError:
+            if not lazy:
+                busy.append(m.mount_point)
+                continue
+            gone = mounts.umount(m.mount_point, lazy=True)
+            if result is not None and gone:
+                result.actions.append("lazy unmount %s (busy)" % m.mount_point)
+            continue
+        if result is not None and gone:
+            result.actions.append("unmount %s" % m.mount_point)
+    return busy
+
+
+def teardown(root, state_dir="/run/hpc-jobroot/trees", lazy=False, check=False):
+    """Unmount everything below *root* (not *root* itself), deepest first; return a :class:`Result`.
+
+    Then remove, deepest first, the directories and empty files that
+    :func:`apply` created (from the manifest in *state_dir*), and only if
+    empty: ``rmdir``/``unlink`` of single entries, never a recursive delete,
+    and never while anything is still mounted below *root*.
+
+    A mount that is already gone is skipped. A busy mount raises BusyError
+    naming the PIDs that use it (after the other mounts were unmounted),
+    unless *lazy*, which detaches it (MNT_DETACH, umount(8) ``-l``) so it
+    disappears when its last user goes. With *check*, nothing is changed.
+    """
+    _check_root(root)
+    result = Result()
+    table = mountinfo.under(mountinfo.read(), root, include_self=False)
+    if check:
+        result.actions += ["unmount %s" % m.mount_point for m in _leaves_first(table)]
+    else:
+        busy = _unmount_subtree(root, lazy, include_self=False, result=result)
+        left = mountinfo.under(mountinfo.read(), root, include_self=False)
+        if busy or left:
+            pids = sorted({p for b in busy or [m.mount_point for m in left] for p in users_of(b)})
+            raise BusyError("cannot unmount %s under %s: in use by PIDs %s. Nothing was deleted; "
+                            "end those processes or use lazy unmount" % (
+                                ", ".join(busy or [m.mount_point for m in left]), root,
+                                ", ".join(map(str, pids)) or "unknown"))
+    manifest = _load_manifest(state_dir, root)
+    kept = {"root": root, "dirs": [], "files": []}
+    for path in sorted(manifest["files"], key=lambda p: -p.count("/")):
+        if os.path.lexists(path) and not _removable_file(path):
+            kept["files"].append(path)
+            continue
+        if os.path.lexists(path):
+            result.actions.append("remove %s" % path)
+            if not check:
+                os.unlink(path)
+    for path in sorted(manifest["dirs"], key=lambda p: -p.count("/")):
+        if not os.path.lexists(path):
+            continue
+        if not check:
+            try:
+                os.rmdir(path)
+            except OSError:
+                kept["dirs"].append(path)   # not empty: something real lives there
+                continue
+        result.actions.append("rmdir %s" % path)
+    if not check:
+        _save_manifest(state_dir, root, kept)
+    return result
+
+
+def _removable_file(path):
+    st = os.lstat(path)
+    return stat.S_ISLNK(st.st_mode) or (stat.S_ISREG(st.st_mode) and st.st_size == 0)
+
+
+def mounted_under(root):
+    """Return the mount points (list of str) at or below *root*, in table order."""
+    return [m.mount_point for m in mountinfo.under(mountinfo.read(), root, include_self=False)]
+

@@ -1,0 +1,106 @@
+# -*- coding: utf-8 -*-
+# Copyright: hpc.jobroot contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The node configuration read by the hook command.
+
+Two JSON files under the config directory (default /etc/hpc-jobroot):
+``pool.json`` (written by the jobvol_pool role: where job space comes from)
+and ``node.json`` (written by the job_hooks role: what goes into a root).
+docs/design.md lists the keys. Every value is validated on load, so a bad
+config fails the prologue with a message naming the key, before any change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, fields
+
+from ansible_collections.hpc.jobroot.plugins.module_utils import validate
+from ansible_collections.hpc.jobroot.plugins.module_utils.errors import ValidationError
+
+CONFIG_DIR = "/etc/hpc-jobroot"
+
+
+@dataclass
+class NodeConfig:  # pylint: disable=too-many-instance-attributes
+    """All settings of one node. Sizes: ``slot_extents`` in extents, ``extent_size`` in bytes."""
+
+    volume_group: str = ""
+    thin_pool: str = ""
+    slots: int = 1
+    slot_extents: int = 0
+    extent_size: int = 4194304
+    fstype: str = "ext4"
+    root_base: str = "/var/lib/hpc-jobroot/roots"
+    image_base: str = "/var/lib/hpc-jobroot/images"
+    allow_list: str = "/etc/hpc-jobroot/chroots.conf"
+    default_os: str = "host"
+    fallback_to_default: bool = False
+    run_dir: str = "/run/hpc-jobroot"
+    pbs_home: str = "/var/spool/torque"
+    os_dirs: list = field(default_factory=lambda: ["bin", "etc", "lib", "lib64", "opt", "sbin",
+                                                   "usr", "var/lib"])
+    host_files: list = field(default_factory=lambda: ["/etc/passwd", "/etc/group",
+                                                      "/etc/resolv.conf"])
+    extra_binds: list = field(default_factory=list)
+    home: str = "user"
+    queue_os: dict = field(default_factory=dict)
+    slurm_node_name: str = ""
+
+    def validate(self):
+        """Raise ValidationError naming the first bad key; return self."""
+        if self.volume_group:
+            validate.volume_group(self.volume_group)
+        if self.thin_pool:
+            validate.lv_name(self.thin_pool)
+        for name in ("slots", "slot_extents", "extent_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValidationError("config %s must be a whole number >= 0, got %r" % (name, value))
+        if self.fstype not in ("ext4", "xfs"):
+            raise ValidationError("config fstype must be ext4 or xfs, got %r" % (self.fstype,))
+        for name in ("root_base", "image_base", "allow_list", "run_dir", "pbs_home"):
+            validate.abs_path(getattr(self, name), "config " + name)
+        validate.chroot_name(self.default_os)
+        for d in self.os_dirs:
+            validate.rel_path(d, "config os_dirs entry")
+        for f in self.host_files:
+            validate.abs_path(f, "config host_files entry")
+        for b in self.extra_binds:
+            if not isinstance(b, dict) or "source" not in b:
+                raise ValidationError("config extra_binds entries need a source: %r" % (b,))
+            validate.abs_path(b["source"], "config extra_binds source")
+        if self.home not in ("user", "all", "none"):
+            raise ValidationError("config home must be user, all or none, got %r" % (self.home,))
+        for queue, name in self.queue_os.items():
+            validate.chroot_name(name)
+            del queue
+        if self.root_base == "/tmp" or self.root_base.startswith("/tmp/"):
+            raise ValidationError("config root_base must not be under /tmp (private /tmp "
+                                  "namespaces hide it from the batch system)")
+        return self
+
+
+def load(config_dir=CONFIG_DIR):
+    """Read ``pool.json`` and ``node.json`` from *config_dir*; return a validated :class:`NodeConfig`.
+
+    A missing file means its defaults. Unknown keys are refused (a typo must
+    not silently fall back to a default). Raises ValidationError.
+    """
+    known = {f.name for f in fields(NodeConfig)}
+    values = {}
+    for name in ("pool.json", "node.json"):
+        path = os.path.join(config_dir, name)
+        try:
+            with open(path, encoding="utf-8") as handle:
+                data = json.load(handle)
+        except FileNotFoundError:
+            continue
+        except ValueError as exc:
+            raise ValidationError("%s is not valid JSON: %s" % (path, exc)) from None
+        unknown = set(data) - known
+        if unknown:
+            raise ValidationError("%s has unknown keys: %s" % (path, ", ".join(sorted(unknown))))
+        values.update(data)
+    return NodeConfig(**values).validate()

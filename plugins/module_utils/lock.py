@@ -1,0 +1,73 @@
+# -*- coding: utf-8 -*-
+# Copyright: hpc.jobroot contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Locks, so concurrent prologues, epilogues and sweeps on one node cannot race.
+
+``flock(2)`` locks vanish with the process that holds them, so a prologue
+killed halfway never leaves a stale lock behind (a lock *file* stays, which
+is harmless).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+
+from ansible_collections.hpc.jobroot.plugins.module_utils.errors import JobrootError
+
+
+class Lock:
+    """An exclusive ``flock`` on file *path*, as a context manager.
+
+    *timeout* (seconds, float): how long to wait; ``0`` means try once.
+    Raises JobrootError (entering) if the lock is not had in time.
+    """
+
+    def __init__(self, path, timeout=300.0):
+        self.path = path
+        self.timeout = timeout
+        self.fd = None
+
+    def acquire(self):
+        """Take the lock; return True, or False if *timeout* is 0 and it is held elsewhere."""
+        os.makedirs(os.path.dirname(self.path), mode=0o755, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self.fd = fd
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    if self.timeout == 0:
+                        return False
+                    raise JobrootError("timed out after %.0f s waiting for lock %s"
+                                       % (self.timeout, self.path)) from None
+                time.sleep(0.05)
+
+    def release(self):
+        """Release the lock (closing the descriptor drops the flock)."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+        return False
+
+
+def node_lock(run_dir, timeout=300.0):
+    """The node lock ``<run_dir>/lock``: held while slots are counted and volumes made or removed."""
+    return Lock(os.path.join(run_dir, "lock"), timeout)
+
+
+def job_lock(run_dir, key, timeout=300.0):
+    """The lock of one job ``<run_dir>/locks/<key>``: held by its prologue, epilogue or sweep."""
+    return Lock(os.path.join(run_dir, "locks", key), timeout)

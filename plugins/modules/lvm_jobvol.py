@@ -1,0 +1,248 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: hpc.jobroot contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: lvm_jobvol
+short_description: Create or remove a job's own logical volume, file system and mount
+version_added: 0.1.0
+description:
+  - Creates the per-job logical volume C(jobroot_<job key>) in O(volume_group), thick
+    (C(lvcreate -l)) or thin (C(lvcreate -V -T vg/pool)), tagged O(tag) and created with
+    C(--autobackup n); makes a fresh file system (O(fstype)) with fast options, and mounts it at
+    C(<root_base>/<job key>) with C(noatime,nodev,nosuid).
+  - O(state=absent) unmounts it, removes the LV and removes the empty mount point.
+  - The size is given explicitly (O(size_mib) or O(extents)) or as one slot's share
+    (O(slots)) - the job space divided by the number of slots, rounded down to whole extents,
+    so the disk is never oversubscribed. With O(slots), once that many tagged LVs exist, the
+    next job fails with C(no free slot).
+  - An existing LV that does not carry O(tag) is never touched.
+options:
+  job_id:
+    description:
+      - The batch job id (Slurm V(4711), V(17_3), V(17[3]); Torque V(123.server.domain)).
+        The LV name and mount point use its job key (V([) becomes V(_), V(]) is dropped).
+    type: str
+    required: true
+  volume_group:
+    description:
+      - The volume group. A V(-) in the name is fine - the module computes the device-mapper
+        name (C(/dev/mapper/vg--name-lv)), where device-mapper doubles it.
+    type: str
+    required: true
+  thin_pool:
+    description:
+      - Name of a thin pool in O(volume_group). When set, the job LV is a thin LV of the given
+        virtual size; the pool should be created with C(--errorwhenfull y) so that a full pool
+        fails writes at once instead of stalling them (role M(hpc.jobroot.jobvol_pool) does so).
+    type: str
+  size_mib:
+    description:
+      - Size in MiB, rounded up to whole extents. Mutually exclusive with O(extents) and O(slots).
+    type: int
+  extents:
+    description: Size in extents of the volume group. Mutually exclusive with O(size_mib) and O(slots).
+    type: int
+  slots:
+    description:
+      - Size the LV to one slot of this many - thick, the VG's free extents plus the extents of
+        existing tagged LVs, divided by O(slots) and rounded down; thin, the pool's extents
+        divided by O(slots). Also the cap on the number of tagged LVs.
+    type: int
+  fstype:
+    description:
+      - File system. V(ext4) is made without a journal, with lazy inode tables, no discard and
+        no reserved blocks; V(xfs) without discard. Job scratch is never recovered after a
+        crash, so a journal buys nothing.
+    type: str
+    choices: [ext4, xfs]
+    default: ext4
+  root_base:
+    description: Job roots live below this directory; the mount point is C(<root_base>/<job key>).
+    type: path
+    default: /var/lib/hpc-jobroot/roots
+  tag:
+    description: LVM tag that marks the LV as a job volume. Sweeps find leaked volumes by it.
+    type: str
+    default: hpc_jobroot
+  state:
+    description:
+      - V(present) creates, formats (if it holds no O(fstype) file system) and mounts.
+        An existing tagged LV is reused and never resized.
+      - V(absent) unmounts, removes the LV and the empty mount point. A stale LV from a crashed
+        job (tagged, not mounted) is simply removed.
+    type: str
+    choices: [present, absent]
+    default: present
+attributes:
+  check_mode:
+    support: full
+    description: Reports what would be created or removed; runs only read-only LVM reports.
+  diff_mode:
+    support: full
+    description: Shows the LV and mount before and after.
+notes:
+  - The per-job fresh file system on its own LV is the approach of the per-job chroot paper for
+    Torque (seed 000, section 2.3.2), which rejected LVM snapshots as 10-25x slower on writes.
+  - The tag, C(--autobackup n) (otherwise C(/etc/lvm/archive) fills the root file system), the
+    120 s timeout on every LVM command and the handling of dashed VG names follow what
+    HTCondor's per-job LVM support learnt in production.
+  - Requires root and lvm2; C(mkfs.xfs) for V(xfs). Needs device-mapper in the kernel.
+requirements:
+  - lvm2
+author:
+  - hpc.jobroot developers
+"""
+
+EXAMPLES = r"""
+- name: One slot's share (of 4) for job 4711, thick, ext4
+  hpc.jobroot.lvm_jobvol:
+    job_id: "4711"
+    volume_group: vg-jobs
+    slots: 4
+
+- name: A 2 GiB thin volume, xfs
+  hpc.jobroot.lvm_jobvol:
+    job_id: 123.server.example.org
+    volume_group: jobs
+    thin_pool: pool
+    size_mib: 2048
+    fstype: xfs
+
+- name: Remove it when the job ends
+  hpc.jobroot.lvm_jobvol:
+    job_id: "4711"
+    volume_group: vg-jobs
+    state: absent
+"""
+
+RETURN = r"""
+lv_name:
+  description: The logical volume's name.
+  returned: always
+  type: str
+  sample: jobroot_4711
+volume_group:
+  description: The volume group.
+  returned: always
+  type: str
+  sample: vg-jobs
+lv_path:
+  description: The LV's path under /dev/<vg>/.
+  returned: always
+  type: str
+  sample: /dev/vg-jobs/jobroot_4711
+dm_path:
+  description: The device-mapper path, with each V(-) doubled; what mountinfo shows.
+  returned: always
+  type: str
+  sample: /dev/mapper/vg--jobs-jobroot_4711
+mountpoint:
+  description: Where the file system is (or was) mounted.
+  returned: always
+  type: str
+  sample: /var/lib/hpc-jobroot/roots/4711
+extents:
+  description: Size in extents (state present).
+  returned: when state is present
+  type: int
+  sample: 255
+size_bytes:
+  description: Size in bytes (state present).
+  returned: when state is present
+  type: int
+  sample: 1069547520
+fstype:
+  description: File system type.
+  returned: always
+  type: str
+  sample: ext4
+thin:
+  description: Whether the LV is a thin LV.
+  returned: always
+  type: bool
+  sample: false
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.hpc.jobroot.plugins.module_utils import lvm, validate
+from ansible_collections.hpc.jobroot.plugins.module_utils.errors import JobrootError, ValidationError
+
+
+def _size(p, info):
+    if p["extents"] is not None:
+        if p["extents"] < 1:
+            raise ValidationError("extents must be >= 1")
+        return p["extents"]
+    if p["size_mib"] is not None:
+        if p["size_mib"] < 1:
+            raise ValidationError("size_mib must be >= 1")
+        return -(-(p["size_mib"] << 20) // info["extent_size"])
+    return lvm.slot_extents(p["volume_group"], p["slots"], p["thin_pool"] or "", p["tag"])
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            job_id=dict(type="str", required=True),
+            volume_group=dict(type="str", required=True),
+            thin_pool=dict(type="str"),
+            size_mib=dict(type="int"),
+            extents=dict(type="int"),
+            slots=dict(type="int"),
+            fstype=dict(type="str", default="ext4", choices=["ext4", "xfs"]),
+            root_base=dict(type="path", default="/var/lib/hpc-jobroot/roots"),
+            tag=dict(type="str", default="hpc_jobroot"),
+            state=dict(type="str", default="present", choices=["present", "absent"]),
+        ),
+        mutually_exclusive=[("size_mib", "extents", "slots")],
+        required_if=[("state", "present", ("size_mib", "extents", "slots"), True)],
+        supports_check_mode=True,
+    )
+    p = module.params
+    vg = p["volume_group"]
+    try:
+        key = validate.job_key(p["job_id"])
+        validate.volume_group(vg)
+        validate.abs_path(p["root_base"], "root_base")
+        if not p["tag"] or not all(c.isalnum() or c in "_+.-" for c in p["tag"]):
+            raise ValidationError("tag %r may only hold letters, digits and _+.-" % p["tag"])
+        lv = lvm.lv_name_for(key)
+        mountpoint = p["root_base"] + "/" + key
+        out = dict(lv_name=lv, volume_group=vg, lv_path="/dev/%s/%s" % (vg, lv),
+                   dm_path=lvm.dm_path(vg, lv), mountpoint=mountpoint, fstype=p["fstype"],
+                   thin=bool(p["thin_pool"]))
+        existing = {x["name"]: x for x in lvm.list_lvs(vg)}
+        mounted = lvm.mounted_at(vg, lv, mountpoint)
+        before = "%s: %s\n" % (lv, ("mounted at " + mountpoint) if mounted else
+                               "present, not mounted" if lv in existing else "absent")
+        if p["state"] == "absent":
+            changed = lv in existing or mounted
+            if changed and not module.check_mode:
+                lvm.remove(vg, lv, mountpoint, p["tag"])
+            module.exit_json(changed=changed, diff=dict(before=before, after="%s: absent\n" % lv), **out)
+        info = lvm.vg_info(vg)
+        if lv in existing:
+            if p["tag"] not in existing[lv]["tags"]:
+                raise JobrootError("logical volume %s/%s exists without tag %s: not ours" % (vg, lv, p["tag"]))
+            extents = existing[lv]["size_bytes"] // info["extent_size"]
+        else:
+            extents = _size(p, info)
+        changed = not mounted or lvm.fs_type(out["dm_path"]) != p["fstype"] if lv in existing else True
+        if changed and not module.check_mode:
+            lvm.create(vg, lv, extents, mountpoint, p["fstype"], p["thin_pool"] or "", p["tag"],
+                       max_lvs=p["slots"])
+        out.update(extents=extents, size_bytes=extents * info["extent_size"])
+    except JobrootError as exc:
+        module.fail_json(msg=str(exc), job_id=p["job_id"])
+    module.exit_json(changed=changed, diff=dict(before=before, after="%s: mounted at %s\n" % (lv, mountpoint)),
+                     **out)
+
+
+if __name__ == "__main__":
+    main()

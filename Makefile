@@ -1,0 +1,109 @@
+# hpc.jobroot: development and CI entry points.
+#
+#   make test    everything CI runs, in order (see TEST_TARGETS); sets itself up
+#   make demo    the end-to-end demo (scripts/demo.sh)
+#   make bench   the full benchmark (bench/run.py)
+#   make help    this list
+#
+# Every target sets up what it needs (system packages, .venv, .build) first,
+# so any of them works on a fresh machine.  Each step prints a UTC start stamp
+# and its elapsed seconds, and appends them to .build/timings.tsv.
+#
+# Rules for files in this repo (ansible-test sanity checks them all):
+#  * A file with a shebang uses one of: #!/usr/bin/env bash, #!/bin/sh,
+#    #!/usr/bin/env python, #!/bin/bash -eu, #!/bin/bash -eux, #!/usr/bin/make -f
+#    (NOT "#!/usr/bin/env python3"); under tests/integration/targets/ only the
+#    first three.  An executable file must have one of them; a file without a
+#    shebang must not be executable.
+#  * plugins/modules/*.py: shebang #!/usr/bin/python (or none), never executable.
+#  * No tests/sanity/ignore-*.txt entries without a comment saying why.
+#  * Every tests/integration/targets/<name>/ has an `aliases` file; a target that
+#    mounts or changes the host lists `destructive` and `needs/root`.
+#  * Text files are UTF-8, LF line endings, no Unicode quotes (use ' and ").
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.NOTPARALLEL:
+.DEFAULT_GOAL := help
+
+REPO    := $(CURDIR)
+VENV    := $(REPO)/.venv
+BUILD   := $(REPO)/.build
+COLL    := $(BUILD)/ansible_collections/hpc/jobroot
+SETUP   := $(REPO)/tests/setup
+TIMED   := $(SETUP)/timed.sh
+PYVER   := 3.11
+ANSIBLE_TEST := cd $(COLL) && ansible-test
+
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(BUILD)
+# One id per make run, so `make test` can summarise its own timings.
+ifndef JOBROOT_RUN_ID
+JOBROOT_RUN_ID := $(shell date -u +%Y%m%dT%H%M%S)-$(shell echo $$PPID)
+endif
+export JOBROOT_RUN_ID
+
+TEST_TARGETS := venv collections lint sanity units integration ctest molecule bench-quick
+
+.PHONY: help test system venv collections lint sanity units integration ctest \
+        guest molecule bench-quick bench demo clean distclean
+
+help:
+	@sed -n '3,7p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# //'
+	@echo "  steps of make test: $(TEST_TARGETS)"
+	@echo "  others: system guest bench demo clean distclean"
+
+test: $(TEST_TARGETS)
+	@$(SETUP)/summary.sh "$(JOBROOT_RUN_ID)" $(TEST_TARGETS)
+
+# --- set-up ------------------------------------------------------------------
+
+system:
+	@$(TIMED) $@ $(SETUP)/system-packages.sh
+
+venv: system
+	@$(TIMED) $@ $(SETUP)/venv.sh
+
+collections: venv
+	@$(TIMED) $@ bash -c '$(SETUP)/collections.sh && $(SETUP)/get-pip.sh'
+
+# --- checks --------------------------------------------------------------------
+
+lint: collections
+	@$(TIMED) $@ ansible-lint
+
+sanity: collections
+	@$(TIMED) $@ bash -c '$(ANSIBLE_TEST) sanity --python $(PYVER) --local'
+
+units: collections
+	@$(TIMED) $@ bash -c '$(ANSIBLE_TEST) units --python $(PYVER) --local'
+
+# Runs as root and really mounts on this host; targets clean up after themselves.
+integration: collections
+	@$(TIMED) $@ bash -c '$(ANSIBLE_TEST) integration --python $(PYVER) --local --allow-destructive'
+
+ctest: venv
+	@$(TIMED) $@ $(REPO)/tests/c/run.sh
+
+guest: collections
+	@$(TIMED) $@ $(REPO)/tests/guest/build-image.sh
+
+molecule: guest
+	@$(TIMED) $@ $(REPO)/tests/guest/run-molecule.sh
+
+bench-quick: collections
+	@$(TIMED) $@ $(REPO)/bench/run.py --quick
+
+bench: collections
+	@$(TIMED) $@ $(REPO)/bench/run.py
+
+demo: collections
+	@$(TIMED) $@ $(REPO)/scripts/demo.sh
+
+# --- cleaning --------------------------------------------------------------------
+
+clean:
+	rm -rf $(BUILD) $(REPO)/.ansible $(REPO)/tests/output
+
+distclean: clean
+	rm -rf $(VENV)

@@ -45,7 +45,7 @@ export JOBROOT_RUN_ID
 
 TEST_TARGETS := venv collections lint sanity units integration ctest molecule bench-quick
 
-.PHONY: help test system venv collections lint sanity units integration ctest \
+.PHONY: help test test-targets system venv collections lint sanity units integration ctest \
         guest molecule bench-quick bench demo clean distclean
 
 help:
@@ -55,6 +55,9 @@ help:
 
 test: $(TEST_TARGETS)
 	@$(SETUP)/summary.sh "$(JOBROOT_RUN_ID)" $(TEST_TARGETS)
+
+test-targets:
+	@echo $(TEST_TARGETS)
 
 # --- set-up ------------------------------------------------------------------
 

@@ -319,7 +319,7 @@ int slurm_spank_task_init_privileged(spank_t sp, int ac, char **av)
 		for (char *c = reason; *c; c++)
 			if (iscntrl((unsigned char)*c))
 				*c = (*c == '\n' && c[1]) ? ' ' : (*c == '\n' ? '\0' : '?');
-		task_msg("jobroot: job %s refused: %s", id, reason);
+		task_msg("jobroot: %s%s", reason, strstr(reason, " refused") ? "" : " (job refused)");
 		return -1;
 	}
 	r = read_record(job_id, ".root", rec, sizeof(rec));

@@ -274,7 +274,7 @@ def apply(root, entries, dirs=(), state_dir="/run/hpc-jobroot/trees", check=Fals
     for d in dirs:
         rel = validate.rel_path(d.get("path"), "directory")
         mode = str(d.get("mode") or "0755")
-        if not mode.isdigit() or len(mode) > 4 or int(mode, 8) > 0o7777 or "8" in mode or "9" in mode:
+        if not mode or len(mode) > 4 or any(c not in "01234567" for c in mode):
             raise ValidationError("directory mode %r of %s is not an octal mode" % (mode, rel))
         wanted_dirs.append((rel, int(mode, 8)))
 

@@ -73,7 +73,7 @@ collections: venv
 # --- checks --------------------------------------------------------------------
 
 lint: collections
-	@$(TIMED) $@ ansible-lint
+	@$(TIMED) $@ bash -c 'ansible-lint $$([ -t 1 ] || echo --nocolor)'
 
 sanity: collections
 	@$(TIMED) $@ bash -c '$(ANSIBLE_TEST) sanity --python $(PYVER) --local'

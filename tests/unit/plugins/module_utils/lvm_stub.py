@@ -1,0 +1,51 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""STUB of the lvm2 command-line edge, for unit tests only.
+
+This host has no device-mapper, so lvcreate cannot run here; real LVM is
+proven in the QEMU guest (molecule/jobvol). This stub answers ``vgs``/``lvs``
+with the JSON report format of lvm2 2.03 and records every other command, so
+the unit tests can check command construction and report parsing.
+"""
+
+from __future__ import annotations
+
+import json
+
+EXTENT = 4 * 1024 * 1024
+
+
+class LvmStub:
+    def __init__(self, vg="vg-jobs", extents=1000, lvs=None):
+        self.vg = vg
+        self.extents = extents
+        self.lvs = dict(lvs or {})   # name -> {"extents", "tags", "pool"}
+        self.calls = []
+
+    def free(self):
+        return self.extents - sum(lv["extents"] for lv in self.lvs.values() if not lv.get("thin"))
+
+    def run(self, cmd, timeout=120):
+        self.calls.append(list(cmd))
+        if cmd[0] == "vgs":
+            return json.dumps({"report": [{"vg": [{
+                "vg_name": self.vg, "vg_extent_size": str(EXTENT),
+                "vg_extent_count": str(self.extents), "vg_free_count": str(self.free())}]}]})
+        if cmd[0] == "lvs":
+            return json.dumps({"report": [{"lv": [{
+                "lv_name": name, "lv_size": str(lv["extents"] * EXTENT),
+                "lv_tags": ",".join(lv.get("tags", [])), "pool_lv": lv.get("pool", ""),
+                "lv_attr": "-wi-a-----"} for name, lv in self.lvs.items()]}]})
+        if cmd[0] == "lvcreate":
+            name = cmd[cmd.index("--name") + 1]
+            ext = int(cmd[cmd.index("--extents") + 1]) if "--extents" in cmd else \
+                int(cmd[cmd.index("--virtualsize") + 1].rstrip("b")) // EXTENT
+            self.lvs[name] = {"extents": ext, "tags": [cmd[cmd.index("--addtag") + 1]],
+                              "thin": "--thinpool" in cmd}
+            return ""
+        if cmd[0] == "lvremove":
+            self.lvs.pop(cmd[-1].split("/", 1)[1], None)
+            return ""
+        if cmd[0] == "blkid":
+            return ""
+        return ""

@@ -1,0 +1,127 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.hpc.jobroot.plugins.module_utils import lvm
+from ansible_collections.hpc.jobroot.plugins.module_utils.errors import (
+    CommandError, JobrootError, NoFreeSlotError, ValidationError)
+
+from .lvm_stub import EXTENT, LvmStub
+
+
+@pytest.fixture
+def stub(monkeypatch):
+    fake = LvmStub()
+    monkeypatch.setattr(lvm, "run", fake.run)
+    # Mounting needs a real device; unit tests stop at the command line.
+    monkeypatch.setattr(lvm.mounts, "mount", lambda *a: fake.calls.append(["mount(2)"] + list(a)))
+    monkeypatch.setattr(lvm, "mounted_at", lambda *a, **k: False)
+    return fake
+
+
+def test_dm_names_double_dashes():
+    assert lvm.dm_name("vg-jobs", "jobroot_1") == "vg--jobs-jobroot_1"
+    assert lvm.dm_name("a-b-c", "jobroot_1-2") == "a--b--c-jobroot_1--2"
+    assert lvm.dm_path("vg", "lv") == "/dev/mapper/vg-lv"
+
+
+def test_lv_name_for_job_keys():
+    assert lvm.lv_name_for("123_4.server") == "jobroot_123_4.server"
+    with pytest.raises(ValidationError):
+        lvm.lv_name_for("1_tdata")
+
+
+def test_thick_create_command():
+    cmd = lvm.create_cmd("vg-jobs", "jobroot_7", 255, EXTENT)
+    assert cmd == ["lvcreate", "--yes", "--autobackup", "n", "--addtag", "hpc_jobroot",
+                   "--name", "jobroot_7", "--extents", "255", "--", "vg-jobs"]
+
+
+def test_thin_create_command_gives_whole_extents_in_bytes():
+    cmd = lvm.create_cmd("vg", "jobroot_7", 10, EXTENT, thin_pool="pool")
+    assert cmd[-4:] == ["--virtualsize", "%db" % (10 * EXTENT), "--thinpool", "vg/pool"]
+    assert "--autobackup" in cmd and "--addtag" in cmd
+
+
+def test_mkfs_commands_are_the_fast_ones():
+    ext4 = lvm.mkfs_cmd("ext4", "/dev/mapper/vg-lv")
+    assert "^has_journal" in ext4 and "-m" in ext4
+    assert "lazy_itable_init=1,lazy_journal_init=1,nodiscard" in ext4
+    assert lvm.mkfs_cmd("xfs", "/dev/x") == ["mkfs.xfs", "-q", "-f", "-K", "/dev/x"]
+    with pytest.raises(ValidationError):
+        lvm.mkfs_cmd("btrfs", "/dev/x")
+
+
+def test_reports_are_parsed(stub):
+    stub.lvs = {"jobroot_1": {"extents": 5, "tags": ["hpc_jobroot"]},
+                "root": {"extents": 100, "tags": []}}
+    assert lvm.vg_info("vg-jobs") == {"extent_size": EXTENT, "extent_count": 1000, "free_count": 895}
+    assert [x["name"] for x in lvm.job_lvs("vg-jobs")] == ["jobroot_1"]
+    assert lvm.list_lvs("vg-jobs")[1]["size_bytes"] == 100 * EXTENT
+
+
+def test_slot_share_rounds_down_and_ignores_system_lvs(stub):
+    stub.lvs = {"root": {"extents": 103, "tags": []},
+                "jobroot_1": {"extents": 100, "tags": ["hpc_jobroot"]}}
+    # free 797 + our 100 = 897 extents for jobs; 897 // 4 = 224 (never oversubscribed)
+    assert lvm.slot_extents("vg-jobs", 4) == 224
+    with pytest.raises(ValidationError):
+        lvm.slot_extents("vg-jobs", 0)
+    with pytest.raises(NoFreeSlotError):
+        lvm.slot_extents("vg-jobs", 10000)
+
+
+def test_create_formats_and_mounts(stub):
+    out = lvm.create("vg-jobs", "jobroot_7", 10, "/nonexistent-jobroot-test/7", max_lvs=2)
+    assert out == {"extents": 10, "size_bytes": 10 * EXTENT, "created": True}
+    names = [c[0] for c in stub.calls]
+    assert names.index("lvcreate") < names.index("mkfs.ext4") < names.index("mount(2)")
+    mount = [c for c in stub.calls if c[0] == "mount(2)"][0]
+    assert mount[1:4] == ["/dev/mapper/vg--jobs-jobroot_7", "/nonexistent-jobroot-test/7", "ext4"]
+
+
+def test_no_free_slot_creates_nothing(stub):
+    stub.lvs = {"jobroot_1": {"extents": 10, "tags": ["hpc_jobroot"]},
+                "jobroot_2": {"extents": 10, "tags": ["hpc_jobroot"]}}
+    with pytest.raises(NoFreeSlotError, match="no free slot: 2 of 2"):
+        lvm.create("vg-jobs", "jobroot_3", 10, "/x/3", max_lvs=2)
+    assert not [c for c in stub.calls if c[0] in ("lvcreate", "mkfs.ext4")]
+
+
+def test_oversized_thick_request_creates_nothing(stub):
+    with pytest.raises(NoFreeSlotError, match="1000 free extents"):
+        lvm.create("vg-jobs", "jobroot_3", 1001, "/x/3")
+    assert not [c for c in stub.calls if c[0] == "lvcreate"]
+
+
+def test_foreign_lv_is_never_touched(stub):
+    stub.lvs = {"jobroot_9": {"extents": 10, "tags": []}}
+    with pytest.raises(JobrootError, match="not ours"):
+        lvm.create("vg-jobs", "jobroot_9", 10, "/x/9")
+    with pytest.raises(JobrootError, match="not ours"):
+        lvm.remove("vg-jobs", "jobroot_9")
+    assert "jobroot_9" in stub.lvs
+
+
+def test_failed_mkfs_removes_the_new_lv(stub, monkeypatch):
+    real_run = stub.run
+
+    def failing(cmd, timeout=120):
+        if cmd[0] == "mkfs.ext4":
+            raise CommandError(cmd, 1, "mkfs broke")
+        return real_run(cmd, timeout)
+    monkeypatch.setattr(lvm, "run", failing)
+    with pytest.raises(CommandError, match="mkfs broke"):
+        lvm.create("vg-jobs", "jobroot_5", 10, "/nonexistent-jobroot-test/5")
+    assert "jobroot_5" not in stub.lvs
+
+
+def test_run_reports_failures_and_timeouts():
+    with pytest.raises(CommandError, match="exited 3"):
+        lvm.run(["sh", "-c", "echo oops >&2; exit 3"])
+    with pytest.raises(CommandError, match="timed out"):
+        lvm.run(["sleep", "5"], timeout=0.2)
+    with pytest.raises(CommandError, match="not found"):
+        lvm.run(["no-such-command-jobroot"])

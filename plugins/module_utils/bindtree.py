@@ -118,7 +118,7 @@ def spec(entry):
         if kind not in KERNEL_TYPES:
             raise ValidationError("data is only for kernel file systems, not %s (%s)" % (kind, target))
         for item in data.split(","):
-            key, _, value = item.partition("=")
+            key, value = item.partition("=")[::2]
             if key not in _DATA_KEYS or not value.isalnum():
                 raise ValidationError("file-system option %r of %s is not allowed" % (item, target))
     return Spec(target, kind, source, options, propagation, data)
@@ -490,4 +490,3 @@ def _removable_file(path):
 def mounted_under(root):
     """Return the mount points (list of str) at or below *root*, in table order."""
     return [m.mount_point for m in mountinfo.under(mountinfo.read(), root, include_self=False)]
-

@@ -306,4 +306,3 @@ def status(cfg):
     return {"jobs": jobs, "volumes": volumes,
             "mounts": bindtree.mounted_under(cfg.root_base) if os.path.isdir(cfg.root_base) else [],
             "pins": chroot.pinned(cfg.run_dir)}
-

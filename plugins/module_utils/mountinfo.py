@@ -41,7 +41,7 @@ def parse(text):
     for line in text.splitlines():
         if not line:
             continue
-        head, _, tail = line.partition(" - ")
+        head, tail = line.partition(" - ")[::2]
         f = head.split(" ")
         t = tail.split(" ")
         mounts.append(Mount(

@@ -132,7 +132,7 @@ notes:
 requirements:
   - Linux
 author:
-  - hpc.jobroot developers
+  - hpc.jobroot developers (@hpc-jobroot)
 """
 
 EXAMPLES = r"""

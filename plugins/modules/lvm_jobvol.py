@@ -95,7 +95,7 @@ notes:
 requirements:
   - lvm2
 author:
-  - hpc.jobroot developers
+  - hpc.jobroot developers (@hpc-jobroot)
 """
 
 EXAMPLES = r"""

@@ -96,7 +96,7 @@ notes:
   - Unlike CHOS and the seeds, the whole path is checked for ownership and writability, and the
     version in use is pinned.
 author:
-  - hpc.jobroot developers
+  - hpc.jobroot developers (@hpc-jobroot)
 """
 
 EXAMPLES = r"""

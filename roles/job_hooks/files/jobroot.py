@@ -65,7 +65,7 @@ def torque_alive(cfg):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="jobroot", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="jobroot", description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--config-dir", default=config.CONFIG_DIR)
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("prologue", "epilogue"):

@@ -76,7 +76,7 @@ lint: collections
 	@$(TIMED) $@ bash -c 'ansible-lint $$([ -t 1 ] || echo --nocolor)'
 
 sanity: collections
-	@$(TIMED) $@ bash -c '$(ANSIBLE_TEST) sanity --python $(PYVER) --local'
+	@$(TIMED) $@ $(SETUP)/sanity.sh
 
 units: collections
 	@$(TIMED) $@ bash -c '$(ANSIBLE_TEST) units --python $(PYVER) --local'

@@ -430,7 +430,7 @@ def _unmount_subtree(path, lazy, include_self=True, result=None):
     return busy
 
 
-def teardown(root, state_dir="/run/hpc-jobroot/trees", lazy=False, check=False):
+def teardown(root, state_dir="/run/hpc-jobroot/trees", lazy=False, check=False, keep_made=False):
     """Unmount everything below *root* (not *root* itself), deepest first; return a :class:`Result`.
 
     Then remove, deepest first, the directories and empty files that
@@ -442,6 +442,9 @@ def teardown(root, state_dir="/run/hpc-jobroot/trees", lazy=False, check=False):
     naming the PIDs that use it (after the other mounts were unmounted),
     unless *lazy*, which detaches it (MNT_DETACH, umount(8) ``-l``) so it
     disappears when its last user goes. With *check*, nothing is changed.
+    With *keep_made*, the created directories are left and only the manifest
+    is dropped: for a root on a job volume that is removed next, removing
+    them one by one would be wasted work.
     """
     _check_root(root)
     result = Result()
@@ -459,6 +462,8 @@ def teardown(root, state_dir="/run/hpc-jobroot/trees", lazy=False, check=False):
                                 ", ".join(map(str, pids)) or "unknown"))
     manifest = _load_manifest(state_dir, root)
     kept = {"root": root, "dirs": [], "files": []}
+    if keep_made:
+        manifest = dict(kept)
     for path in sorted(manifest["files"], key=lambda p: -p.count("/")):
         if os.path.lexists(path) and not _removable_file(path):
             kept["files"].append(path)
@@ -485,6 +490,29 @@ def teardown(root, state_dir="/run/hpc-jobroot/trees", lazy=False, check=False):
 def _removable_file(path):
     st = os.lstat(path)
     return stat.S_ISLNK(st.st_mode) or (stat.S_ISREG(st.st_mode) and st.st_size == 0)
+
+
+def make_private_base(path):
+    """Make directory *path* a private mount point (a bind of itself); return True if changed.
+
+    Job roots are mounted below it. On a node whose ``/`` is shared
+    (systemd's default), a mount made below a plain directory propagates to
+    every peer of ``/``, including the binds of host directories inside
+    other jobs' roots: one job would see another's volume. Below a private
+    mount nothing propagates. Slurm's job_container/tmpfs does the same with
+    its BasePath. Idempotent; *path* must exist.
+    """
+    validate.abs_path(path, "root base")
+    top = mountinfo.top_at(mountinfo.read(), path)
+    changed = False
+    if top is None:
+        mounts.bind(path, path)
+        changed = True
+        top = mountinfo.top_at(mountinfo.read(), path)
+    if mountinfo.propagation(top) != "private":
+        mounts.set_propagation(path, "private")
+        changed = True
+    return changed
 
 
 def mounted_under(root):

@@ -164,6 +164,8 @@ def prologue(cfg, job_id, user, os_name=None, batch_system="slurm", log=_silent)
             real_tree = chroot.check_tree(tree, cfg.image_base)
             chroot.pin(cfg.run_dir, key, real_tree)
             os.makedirs(cfg.root_base, mode=0o755, exist_ok=True)
+            with lock.node_lock(cfg.run_dir):
+                bindtree.make_private_base(cfg.root_base)
             lv = lvm.lv_name_for(key)
             volume = lvm.create(cfg.volume_group, lv, cfg.slot_extents, root, cfg.fstype,
                                 cfg.thin_pool, max_lvs=cfg.slots,
@@ -173,9 +175,12 @@ def prologue(cfg, job_id, user, os_name=None, batch_system="slurm", log=_silent)
             record = chroot.record_path(batch_system, job_id, cfg.run_dir, cfg.pbs_home)
             if record:
                 chroot.write_record(record, root)
-        except BaseException:
-            log("job %s: setup failed, undoing it" % job_id)
-            _teardown(cfg, key, job_id, batch_system, log)
+        except BaseException as exc:
+            log("job %s: setup failed (%s), undoing it" % (job_id, exc))
+            try:
+                _teardown(cfg, key, job_id, batch_system, log)
+            except JobrootError:
+                pass  # logged by _teardown; the cause to report is the setup failure
             raise
         result = {"job_id": job_id, "root": root, "os": name, "tree": real_tree, "lv": lv,
                   "size_bytes": volume["size_bytes"], "record": record}
@@ -222,9 +227,11 @@ def _teardown(cfg, key, job_id, batch_system, log):
     if ended:
         actions.append("ended PIDs %s" % ", ".join(map(str, ended)))
     if os.path.isdir(root) and not os.path.islink(root):
-        done = step("unmount the bind tree", bindtree.teardown, root, _trees(cfg), True)
-        if done is not None:
-            actions += done.actions
+        try:
+            actions += bindtree.teardown(root, _trees(cfg), lazy=True,
+                                         keep_made=bool(cfg.volume_group)).actions
+        except (JobrootError, OSError) as exc:
+            errors.append("unmount the bind tree: %s" % exc)
     if cfg.volume_group:
         step("remove volume", lvm.remove, cfg.volume_group, lvm.lv_name_for(key), root, lazy=True)
     elif os.path.isdir(root) and not os.path.ismount(root):
@@ -232,8 +239,10 @@ def _teardown(cfg, key, job_id, batch_system, log):
     if not errors:
         step("unpin", chroot.remove_file, chroot.pin_path(cfg.run_dir, key))
         step("forget state", chroot.remove_file, _state_path(cfg, key))
-    for line in actions:
-        log("job %s: %s" % (job_id, line))
+    if actions:
+        unmounts = [a for a in actions if a.startswith(("unmount /", "lazy unmount"))]
+        log("job %s: torn down: %d unmounts; %s" % (job_id, len(unmounts), ", ".join(
+            a for a in actions if a not in unmounts and not a.startswith(("rmdir", "remove /")))))
     if errors:
         log("job %s: teardown incomplete: %s" % (job_id, "; ".join(errors)))
         raise JobrootError("teardown of job %s incomplete: %s" % (job_id, "; ".join(errors)))

@@ -76,7 +76,10 @@ def dm_path(vg, lv):
 
 
 def _report(cmd, key):
-    data = json.loads(run(cmd + ["--reportformat", "json", "--units", "b", "--nosuffix"]))
+    # Options go before the "--" that ends them in *cmd*.
+    split = cmd.index("--")
+    data = json.loads(run(cmd[:split] + ["--reportformat", "json", "--units", "b", "--nosuffix"]
+                          + cmd[split:]))
     rows = []
     for report in data.get("report", []):
         rows.extend(report.get(key, []))

@@ -18,7 +18,8 @@
 #  * plugins/modules/*.py: shebang #!/usr/bin/python (or none), never executable.
 #  * No tests/sanity/ignore-*.txt entries without a comment saying why.
 #  * Every tests/integration/targets/<name>/ has an `aliases` file; a target that
-#    mounts or changes the host lists `destructive` and `needs/root`.
+#    mounts or changes the host lists `destructive` and `needs/root`; one not
+#    named after a module also lists `context/target`.
 #  * Text files are UTF-8, LF line endings, no Unicode quotes (use ' and ").
 
 SHELL := /bin/bash

@@ -101,7 +101,7 @@ bench-quick: collections
 bench: collections
 	@$(TIMED) $@ $(REPO)/bench/run.py
 
-demo: collections
+demo: guest
 	@$(TIMED) $@ $(REPO)/scripts/demo.sh
 
 # --- cleaning --------------------------------------------------------------------

@@ -151,7 +151,10 @@ def rel_path(value, field="target"):
     _text(value, field)
     if value.startswith("/"):
         raise ValidationError("%s %r must be relative to the root" % (field, value))
-    abs_path("/" + value, field)
+    try:
+        abs_path("/" + value, field)
+    except ValidationError as exc:
+        raise ValidationError(str(exc).replace(repr("/" + value), repr(value))) from None
     if value in (".", "..") or value.startswith("../"):
         raise ValidationError("%s %r leaves the root" % (field, value))
     return value

@@ -106,8 +106,12 @@ demo: guest
 
 # --- cleaning --------------------------------------------------------------------
 
+# Never delete through a mount: refuse while anything is mounted below the
+# trees we remove, and stay on one file system regardless.
 clean:
-	rm -rf $(BUILD) $(REPO)/.ansible $(REPO)/tests/output
+	@if awk '{print $$5}' /proc/self/mountinfo | grep -E -q '^($(BUILD)|$(REPO)/tests/output)(/|$$)'; then \
+	    echo "make clean: something is mounted under $(BUILD) or tests/output; unmount it first" >&2; exit 1; fi
+	rm -rf --one-file-system $(BUILD) $(REPO)/.ansible $(REPO)/tests/output
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf --one-file-system $(VENV)

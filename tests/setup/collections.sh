@@ -73,6 +73,12 @@ trap 'rm -f "$filter"' EXIT
         END { print "- *" }'
 } > "$filter"
 
+# rsync --delete must never reach into a mount (say, one a failed test left
+# behind): refuse while anything is mounted inside the copy.
+if awk -v p="$COLLECTION_COPY/" 'index($5 "/", p) == 1 {found = 1} END {exit !found}' /proc/self/mountinfo; then
+    die "something is mounted under $COLLECTION_COPY; unmount it before refreshing the copy"
+fi
+
 if [ ! -d "$COLLECTION_COPY/.git" ]; then
     git -c init.defaultBranch=main init -q "$COLLECTION_COPY"
 fi

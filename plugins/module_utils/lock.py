@@ -44,7 +44,7 @@ class Lock:
                     os.close(fd)
                     if self.timeout == 0:
                         return False
-                    raise JobrootError("timed out after %.0f s waiting for lock %s"
+                    raise JobrootError("timed out after %g s waiting for lock %s"
                                        % (self.timeout, self.path)) from None
                 time.sleep(0.05)
 

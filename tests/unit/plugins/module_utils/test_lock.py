@@ -1,0 +1,45 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+import multiprocessing
+
+import pytest
+
+from ansible_collections.hpc.jobroot.plugins.module_utils import lock
+from ansible_collections.hpc.jobroot.plugins.module_utils.errors import JobrootError
+
+
+def _try(path, queue):
+    queue.put(lock.Lock(path, timeout=0).acquire())
+
+
+def other_process_gets(path):
+    queue = multiprocessing.Queue()
+    proc = multiprocessing.Process(target=_try, args=(path, queue))
+    proc.start()
+    proc.join(10)
+    return queue.get(timeout=5)
+
+
+def test_lock_excludes_other_processes_and_is_released(tmp_path):
+    path = str(tmp_path / "run" / "lock")
+    with lock.Lock(path):
+        assert other_process_gets(path) is False
+    assert other_process_gets(path) is True
+
+
+def test_waiting_times_out_with_a_clear_error(tmp_path):
+    path = str(tmp_path / "lock")
+    held = lock.Lock(path)
+    held.acquire()
+    try:
+        with pytest.raises(JobrootError, match="timed out after 0.2 s waiting for lock"):
+            lock.Lock(path, timeout=0.2).acquire()
+    finally:
+        held.release()
+
+
+def test_node_and_job_lock_paths():
+    assert lock.node_lock("/run/x").path == "/run/x/lock"
+    assert lock.job_lock("/run/x", "17_3").path == "/run/x/locks/17_3"

@@ -1,0 +1,318 @@
+# -*- coding: utf-8 -*-
+# Copyright: hpc.jobroot contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Real LVM state in the test guest after the jobvol scenario's converge.
+
+The first tests read what converge.yml built (pools from the jobvol_pool role,
+one job volume per job in vars/jobvol.yml) and assert it with lvs, findmnt, blkid
+and blockdev.  The later tests drive hpc.jobroot.lvm_jobvol directly (an
+ad-hoc Ansible call per step, through testinfra's host.ansible) through the
+edges: the N+1th slot, an oversized request, a stale volume after a
+simulated reboot, and finally the removal of every job volume.
+
+pytest runs the tests of this file in the order they are written; the later
+ones depend on that order (the removal test comes last).
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import pytest
+import yaml
+from testinfra.modules.ansible import AnsibleException
+
+VARS = yaml.safe_load((pathlib.Path(__file__).resolve().parent.parent / "vars" / "jobvol.yml").read_text())
+TAG = "hpc_jobroot"
+ROOT_BASE = VARS["jobvol_root_base"]
+THICK, THIN, LOOP = VARS["jobvol_thick"], VARS["jobvol_thin"], VARS["jobvol_loop"]
+POOLS = {"thick": THICK, "thin": THIN, "loop": LOOP}
+JOBS = [(name, job) for name, pool in POOLS.items() for job in pool["jobs"]]
+
+
+# --- helpers: read the guest's real state ------------------------------------
+
+def run_json(host, *cmd):
+    """Run *cmd* in the guest (must succeed) and parse its JSON output."""
+    out = host.check_output(" ".join(_quote(c) for c in cmd))
+    return json.loads(out)
+
+
+def _quote(arg):
+    return "'" + str(arg).replace("'", "'\\''") + "'"
+
+
+def vg_report(host, vg):
+    """vgs for *vg*: extent_size (bytes), extent_count, free_count as ints."""
+    row = run_json(host, "vgs", "--reportformat", "json", "--units", "b", "--nosuffix",
+                   "-o", "vg_name,vg_extent_size,vg_extent_count,vg_free_count", vg)["report"][0]["vg"][0]
+    return {"extent_size": int(row["vg_extent_size"]), "extent_count": int(row["vg_extent_count"]),
+            "free_count": int(row["vg_free_count"])}
+
+
+def lv_report(host, vg):
+    """lvs for *vg*: {lv_name: {size (bytes), tags (list), segtype, pool, active, when_full}}."""
+    rows = run_json(host, "lvs", "--reportformat", "json", "--units", "b", "--nosuffix",
+                    "-o", "lv_name,lv_size,lv_tags,segtype,pool_lv,lv_active,lv_when_full", vg)["report"][0]["lv"]
+    return {r["lv_name"]: {"size": int(r["lv_size"]), "tags": [t for t in r["lv_tags"].split(",") if t],
+                           "segtype": r["segtype"], "pool": r["pool_lv"], "active": r["lv_active"],
+                           "when_full": r["lv_when_full"]} for r in rows}
+
+
+def pool_config(host, pool):
+    f = host.file(pool["config_dir"] + "/pool.json")
+    assert f.exists, f"{f.path} missing"
+    return json.loads(f.content_string)
+
+
+def mounts_under(host, base):
+    """Every mount point at or below *base*, from findmnt (the kernel's table)."""
+    out = host.check_output("findmnt -rn -o TARGET")
+    targets = [t.replace("\\x20", " ") for t in out.splitlines()]
+    return [t for t in targets if t == base or t.startswith(base + "/")]
+
+
+def dm_path(vg, lv):
+    """/dev/mapper name: dashes inside VG and LV names are doubled."""
+    return "/dev/mapper/%s-%s" % (vg.replace("-", "--"), lv.replace("-", "--"))
+
+
+def jobvol(host, check=False, **args):
+    """Call hpc.jobroot.lvm_jobvol in the guest; return its result, raise AnsibleException on failure."""
+    return host.ansible("hpc.jobroot.lvm_jobvol", json.dumps(args), check=check)
+
+
+def jobvol_fails(host, **args):
+    """Call lvm_jobvol expecting failure; return the failure's message."""
+    with pytest.raises(AnsibleException) as err:
+        jobvol(host, **args)
+    result = err.value.result
+    assert result.get("failed") is True
+    return result.get("msg", "")
+
+
+def assert_nothing_left(host, vg, key):
+    assert f"jobroot_{key}" not in lv_report(host, vg)
+    assert mounts_under(host, f"{ROOT_BASE}/{key}") == []
+    assert not host.file(f"{ROOT_BASE}/{key}").exists
+
+
+def expected_slot_extents(host, pool):
+    """What the role should have computed, from the guest's LVM state now."""
+    vg = vg_report(host, pool["volume_group"])
+    lvs = lv_report(host, pool["volume_group"])
+    if pool.get("thin_pool"):
+        space = lvs[pool["thin_pool"]]["size"] // vg["extent_size"]
+    else:
+        space = vg["free_count"] + sum(lv["size"] for lv in lvs.values() if TAG in lv["tags"]) // vg["extent_size"]
+    return space // pool["slots"]
+
+
+# --- what converge built --------------------------------------------------------
+
+@pytest.mark.parametrize("name", list(POOLS))
+def test_pool_json(host, name):
+    pool = POOLS[name]
+    f = host.file(pool["config_dir"] + "/pool.json")
+    assert f.user == "root" and f.group == "root"
+    assert f.mode == 0o644
+    cfg = pool_config(host, pool)
+    vg = vg_report(host, pool["volume_group"])
+    assert cfg == {
+        "volume_group": pool["volume_group"],
+        "thin_pool": pool.get("thin_pool", ""),
+        "slots": pool["slots"],
+        "slot_extents": expected_slot_extents(host, pool),
+        "extent_size": vg["extent_size"],
+        "fstype": "ext4",
+        "root_base": ROOT_BASE,
+    }
+    # never oversubscribed
+    assert cfg["slot_extents"] * cfg["slots"] <= vg["extent_count"]
+
+
+def test_root_base(host):
+    d = host.file(ROOT_BASE)
+    assert d.is_directory and d.user == "root" and d.mode == 0o755
+
+
+def test_thin_pool_errors_when_full(host):
+    lvs = lv_report(host, THIN["volume_group"])
+    assert lvs[THIN["thin_pool"]]["segtype"] == "thin-pool"
+    assert lvs[THIN["thin_pool"]]["when_full"] == "error"
+
+
+def test_system_untouched(host):
+    # the guest's root is a plain ext4 on the virtio root disk, not LVM
+    root = run_json(host, "findmnt", "-J", "-o", "SOURCE,FSTYPE", "/")["filesystems"][0]
+    assert root["fstype"] == "ext4" and not root["source"].startswith("/dev/mapper/")
+
+
+@pytest.mark.parametrize(("name", "job"), JOBS, ids=[f"{n}-{j['key']}" for n, j in JOBS])
+def test_job_volume(host, name, job):
+    pool = POOLS[name]
+    vg = pool["volume_group"]
+    cfg = pool_config(host, pool)
+    lv_name = f"jobroot_{job['key']}"
+    lv = lv_report(host, vg)[lv_name]
+    slot_bytes = cfg["slot_extents"] * cfg["extent_size"]
+    # lvs: our tag, one slot exactly, thick or thin as configured
+    assert TAG in lv["tags"]
+    assert lv["size"] == slot_bytes
+    if pool.get("thin_pool"):
+        assert lv["segtype"] == "thin" and lv["pool"] == pool["thin_pool"]
+    else:
+        assert lv["segtype"] == "linear" and lv["pool"] == ""
+    device = dm_path(vg, lv_name)
+    assert int(host.check_output("blockdev --getsize64 %s", device)) == slot_bytes
+    # the file system and its mount
+    assert host.check_output("blkid -p -o value -s TYPE %s", device) == job["fstype"]
+    target = f"{ROOT_BASE}/{job['key']}"
+    mnt = run_json(host, "findmnt", "-J", "-o", "TARGET,SOURCE,FSTYPE,OPTIONS", "--mountpoint", target)
+    (entry,) = mnt["filesystems"]
+    assert entry["source"] == device
+    assert entry["fstype"] == job["fstype"]
+    options = entry["options"].split(",")
+    for flag in ("noatime", "nodev", "nosuid", "rw"):
+        assert flag in options, f"{flag} not in {options}"
+    # the whole slot is usable: the file system spans the volume (minus its own metadata)
+    size = int(host.check_output("df -B1 --output=size %s | tail -n1", target))
+    assert 0.9 * slot_bytes < size <= slot_bytes
+
+
+def test_thick_free_space_is_one_slot(host):
+    # 2 of 3 slots are taken: what is left is the third slot, plus the
+    # remainder of the division (fewer extents than there are slots)
+    cfg = pool_config(host, THICK)
+    vg = vg_report(host, THICK["volume_group"])
+    used = len(THICK["jobs"])
+    assert used == cfg["slots"] - 1
+    space = vg["free_count"] + used * cfg["slot_extents"]
+    assert vg["free_count"] - cfg["slot_extents"] == space % cfg["slots"]
+    assert 0 <= vg["free_count"] - cfg["slot_extents"] < cfg["slots"]
+
+
+def test_loop_backing_file(host):
+    f = host.file(LOOP["backing_file"])
+    assert f.is_file and f.mode == 0o600 and f.user == "root"
+    # sparse: far fewer blocks than its size
+    st_blocks = int(host.check_output("stat -c %%b %s", LOOP["backing_file"]))
+    assert st_blocks * 512 < f.size // 4
+    devs = host.check_output("losetup -n -O NAME,DIO -j %s", LOOP["backing_file"]).split()
+    assert len(devs) == 2 and devs[0].startswith("/dev/loop") and devs[1] == "1"
+    pvs = run_json(host, "pvs", "--reportformat", "json", "-o", "pv_name,vg_name")["report"][0]["pv"]
+    assert {"pv_name": devs[0], "vg_name": LOOP["volume_group"]} in pvs
+    unit = host.service("hpc-jobroot-lvm-backing")
+    assert unit.is_enabled
+
+
+# --- lvm_jobvol at its edges ---------------------------------------------------------
+
+def test_rerun_changes_nothing(host):
+    job = THICK["jobs"][0]
+    result = jobvol(host, job_id=job["job_id"], volume_group=THICK["volume_group"],
+                    slots=THICK["slots"], fstype=job["fstype"], root_base=ROOT_BASE)
+    assert result["changed"] is False
+    assert result["lv_name"] == f"jobroot_{job['key']}"
+    assert result["mountpoint"] == f"{ROOT_BASE}/{job['key']}"
+
+
+def test_check_mode_creates_nothing(host):
+    result = jobvol(host, check=True, job_id="106", volume_group=THICK["volume_group"],
+                    slots=THICK["slots"], root_base=ROOT_BASE)
+    assert result["changed"] is True
+    assert_nothing_left(host, THICK["volume_group"], "106")
+
+
+def test_oversized_request_fails_cleanly(host):
+    vg = THICK["volume_group"]
+    before = vg_report(host, vg)
+    lvs_before = set(lv_report(host, vg))
+    msg = jobvol_fails(host, job_id="105", volume_group=vg, size_mib=1024 * 1024, root_base=ROOT_BASE)
+    assert "free" in msg or "slot" in msg, msg
+    assert_nothing_left(host, vg, "105")
+    assert vg_report(host, vg) == before
+    assert set(lv_report(host, vg)) == lvs_before
+
+
+@pytest.mark.parametrize("name", ["thick", "thin"])
+def test_slot_n_plus_one(host, name):
+    pool = POOLS[name]
+    vg = pool["volume_group"]
+    cfg = pool_config(host, pool)
+    extra = []
+    # fill the remaining slots, each one slot in size
+    for i in range(pool["slots"] - len(pool["jobs"])):
+        key = str((1000 if name == "thick" else 2000) + i)
+        result = jobvol(host, job_id=key, volume_group=vg, thin_pool=pool.get("thin_pool", ""),
+                        slots=pool["slots"], root_base=ROOT_BASE)
+        assert result["changed"] is True and result["extents"] == cfg["slot_extents"]
+        extra.append(key)
+    try:
+        msg = jobvol_fails(host, job_id="999", volume_group=vg, thin_pool=pool.get("thin_pool", ""),
+                           slots=pool["slots"], root_base=ROOT_BASE)
+        assert "no free slot" in msg
+        assert_nothing_left(host, vg, "999")
+    finally:
+        for key in extra:
+            jobvol(host, job_id=key, volume_group=vg, state="absent", root_base=ROOT_BASE)
+    for key in extra:
+        assert_nothing_left(host, vg, key)
+
+
+def test_stale_volume_after_reboot(host):
+    """A job volume left by a crashed job: tagged, active, not mounted.
+
+    Made the way a node crash makes it: the loop-backed VG is unmounted,
+    deactivated and its loop device detached (what a power cut leaves), then
+    the boot unit attaches the backing file again and LVM autoactivates the
+    VG from the udev event.  Documented behaviour of lvm_jobvol on such a
+    volume: state=absent removes it (and the empty mount point), reporting a
+    change; a second state=absent changes nothing.
+    """
+    vg = LOOP["volume_group"]
+    job = LOOP["jobs"][0]
+    target = f"{ROOT_BASE}/{job['key']}"
+    lv_name = f"jobroot_{job['key']}"
+    host.check_output("umount %s && vgchange -an %s", target, vg)
+    dev = host.check_output("losetup -n -O NAME -j %s", LOOP["backing_file"])
+    host.check_output("losetup -d %s && udevadm settle", dev)
+    assert host.run("vgs %s", vg).rc != 0          # gone with its PV
+    # "boot": the unit attaches the file, udev + LVM activate the VG
+    host.check_output("systemctl restart hpc-jobroot-lvm-backing && udevadm settle")
+    lvs = {}
+    for _ in range(20):
+        lvs = lv_report(host, vg) if host.run("vgs %s", vg).rc == 0 else {}
+        if lvs.get(lv_name, {}).get("active") == "active":
+            break
+        host.run("sleep 0.5")
+    assert lvs[lv_name]["active"] == "active", "VG not autoactivated after the loop device came back"
+    assert TAG in lvs[lv_name]["tags"]
+    assert mounts_under(host, target) == []
+
+    result = jobvol(host, job_id=job["job_id"], volume_group=vg, state="absent", root_base=ROOT_BASE)
+    assert result["changed"] is True
+    assert_nothing_left(host, vg, job["key"])
+    again = jobvol(host, job_id=job["job_id"], volume_group=vg, state="absent", root_base=ROOT_BASE)
+    assert again["changed"] is False
+
+
+def test_remove_every_job_volume(host):
+    """Last: remove what converge made; no tagged LV, no mount, no mount point is left."""
+    for name, job in JOBS:
+        pool = POOLS[name]
+        result = jobvol(host, job_id=job["job_id"], volume_group=pool["volume_group"],
+                        state="absent", root_base=ROOT_BASE)
+        assert result["changed"] is (name != "loop")  # the loop job went in the stale test
+    for pool in POOLS.values():
+        lvs = lv_report(host, pool["volume_group"])
+        assert [n for n, lv in lvs.items() if TAG in lv["tags"]] == []
+        if pool.get("thin_pool"):
+            assert pool["thin_pool"] in lvs  # the pool itself stays
+    assert mounts_under(host, ROOT_BASE) == []
+    assert host.check_output("ls -A %s", ROOT_BASE) == ""
+    # the thick VG has all its space back
+    vg = vg_report(host, THICK["volume_group"])
+    assert vg["free_count"] == vg["extent_count"]
+

@@ -1,0 +1,271 @@
+#!/usr/bin/env python
+# -*- coding: utf-8 -*-
+# Copyright: hpc.jobroot contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The hpc.jobroot benchmark (issue 7): make bench, make bench-quick.
+
+  bench/run.py            full run (about 20 min): writes BENCHMARKS.md,
+                          bench/results.json and the plots bench/*.png
+  bench/run.py --quick    seconds per question, tiny sizes: writes under
+                          .build/bench-quick/ and checks only that every
+                          question ran and gave well-formed results
+  --guest NAME            use a running guest (tests/guest/guest.sh) instead
+                          of booting one; it is not stopped afterwards
+
+Questions 1-4 run inside the QEMU test guest on real LVM (sparse data disks),
+question 5 on the host (rsync and rename need no LVM). Every comparison
+alternates its contenders (A B A B ...) within this one run and reports
+medians and ratios; nothing here asserts a time.
+
+Exit status 0 when every question produced well-formed results, else 1.
+The guest this script boots is stopped on every exit (also on failure,
+SIGINT and SIGTERM).
+"""
+
+import argparse
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tarfile
+import io
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+# pylint: disable=wrong-import-position
+import image_update  # noqa: E402
+import report  # noqa: E402
+
+GUEST = os.path.join(REPO, "tests", "guest", "guest.sh")
+GUESTS_DIR = os.path.join(REPO, ".build", "guests")
+BENCH_DIR = "/opt/hpc-jobroot-bench"
+GUEST_LIB = "/usr/lib/hpc-jobroot/ansible_collections/hpc/jobroot/plugins/module_utils"
+GUEST_HOOK = "/usr/libexec/hpc-jobroot/jobroot"
+# What ansible-core needs besides itself (its METADATA: jinja2, PyYAML, cryptography, packaging,
+# resolvelib; and theirs: markupsafe, cffi, pycparser).
+ANSIBLE_PACKAGES = ("ansible", "jinja2", "markupsafe", "yaml", "_yaml", "cryptography", "cffi",
+                    "_cffi_backend", "pycparser", "packaging", "resolvelib")
+
+FULL = {"files": 2000, "q1": ["--reps", "7", "--warmup", "1", "--anatomy", "3"],
+        "q2": ["--reps", "3", "--warmup", "1"],
+        "q3": ["--reps", "3", "--sizes", "1,4,16,64,256", "--roots", "32"],
+        "q4": ["--reps", "3", "--seq-mib", "256", "--lv-gib", "2", "--cow-gib", "1"],
+        "disks": ["--disks", "2", "--disk-size", "300G", "--memory", "2048"]}
+QUICK = {"files": 100, "q1": ["--reps", "2", "--warmup", "0", "--anatomy", "1"],
+         "q2": ["--reps", "1", "--warmup", "0"],
+         "q3": ["--reps", "1", "--sizes", "1,4", "--roots", "3"],
+         "q4": ["--reps", "1", "--seq-mib", "8", "--lv-gib", "1", "--cow-gib", "1"],
+         "disks": ["--disks", "1", "--disk-size", "40G", "--memory", "2048"]}
+
+
+def log(msg):
+    print("[bench %s] %s" % (time.strftime("%H:%M:%S", time.gmtime()), msg), file=sys.stderr, flush=True)
+
+
+class Guest:
+    """A QEMU test guest driven through tests/guest/guest.sh."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def run(self, *args, stdin=None, capture=True, check=True):
+        proc = subprocess.run([GUEST] + list(args), input=stdin, check=False,
+                              stdout=subprocess.PIPE if capture else None)
+        if check and proc.returncode != 0:
+            raise RuntimeError("guest.sh %s failed (%d)" % (" ".join(args[:3]), proc.returncode))
+        return proc.stdout.decode() if capture else ""
+
+    def ssh(self, command, stdin=None):
+        return self.run("ssh", self.name, command, stdin=stdin)
+
+    def running(self):
+        return subprocess.run([GUEST, "status", self.name], check=False,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+
+
+def other_guests(mine):
+    """Names of other guests of this checkout that run now."""
+    names = []
+    if os.path.isdir(GUESTS_DIR):
+        for name in sorted(os.listdir(GUESTS_DIR)):
+            if name != mine and os.path.isdir(os.path.join(GUESTS_DIR, name)) and Guest(name).running():
+                names.append(name)
+    return names
+
+
+def wait_for_slot(mine, timeout):
+    """Wait (polling each minute) until no other guest runs: two TCG guests halve everyone's speed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        others = other_guests(mine)
+        if not others or os.environ.get("GUEST_ALLOW_PARALLEL") == "1":
+            return
+        if time.monotonic() >= deadline:
+            raise RuntimeError("another guest (%s) still runs after %d s; not starting a second one"
+                               % (", ".join(others), timeout))
+        log("guest %s runs; waiting for it to stop (checking every 60 s)" % ", ".join(others))
+        time.sleep(60)
+
+
+def tar_bytes(entries, pycache=False):
+    """A tar stream of (arcname, path) entries, directories recursively; __pycache__ only if *pycache*."""
+    def keep(info):
+        return info if pycache or "__pycache__" not in info.name.split("/") else None
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for arcname, path in entries:
+            tar.add(path, arcname=arcname, filter=keep)
+    return buf.getvalue()
+
+
+def install(guest):
+    """Copy the library, the hook, the bench files, ansible-core and the collection into the guest."""
+    lib = os.path.join(REPO, "plugins", "module_utils")
+    guest.ssh("rm -rf %s && mkdir -p %s %s/ansible/bin %s/collections/ansible_collections/hpc/jobroot "
+              "/usr/libexec/hpc-jobroot && true" % (BENCH_DIR, GUEST_LIB, BENCH_DIR, BENCH_DIR))
+    guest.ssh("tar -C %s -xf -" % GUEST_LIB,
+              stdin=tar_bytes([(n, os.path.join(lib, n)) for n in sorted(os.listdir(lib)) if n.endswith(".py")]))
+    # the hook command as the job_hooks role installs it: the node's python with -I
+    with open(os.path.join(REPO, "roles", "job_hooks", "files", "jobroot.py"), "rb") as handle:
+        hook = b"#!/usr/bin/python3 -I\n" + handle.read()
+    guest.ssh("cat > %s && chmod 0755 %s" % (GUEST_HOOK, GUEST_HOOK), stdin=hook)
+    guest.ssh("tar -C %s -xf - && chmod 0755 %s/floor.sh" % (BENCH_DIR, BENCH_DIR),
+              stdin=tar_bytes([("guest_bench.py", os.path.join(HERE, "guest_bench.py")),
+                               ("floor.sh", os.path.join(HERE, "floor.sh"))]))
+    # ansible-core from this project's .venv (the pinned version), onto the guest's Python 3.11
+    import ansible  # pylint: disable=import-outside-toplevel
+    site = os.path.dirname(os.path.dirname(ansible.__file__))
+    entries = []
+    for name in ANSIBLE_PACKAGES:
+        for cand in sorted(os.listdir(site)):
+            if cand == name or (cand.startswith(name + ".") and cand.endswith(".so")):
+                entries.append((cand, os.path.join(site, cand)))
+    # with the venv's byte code (same Python 3.11 magic): imports under emulation are slow
+    guest.ssh("tar -C %s/ansible -xf -" % BENCH_DIR, stdin=tar_bytes(entries, pycache=True))
+    wrapper = b"import sys\nfrom ansible.cli.adhoc import main\nsys.argv[0] = 'ansible'\nsys.exit(main())\n"
+    guest.ssh("cat > %s/ansible/bin/ansible" % BENCH_DIR, stdin=wrapper)
+    coll = [(n, os.path.join(REPO, n)) for n in ("plugins", "meta", "galaxy.yml")]
+    guest.ssh("tar -C %s/collections/ansible_collections/hpc/jobroot -xf -" % BENCH_DIR, stdin=tar_bytes(coll))
+
+
+def guest_json(guest, *args):
+    out = guest.ssh("python3 %s/guest_bench.py %s" % (BENCH_DIR, " ".join(args)))
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError("guest_bench.py %s printed no JSON" % args[0])
+    return json.loads(lines[-1])
+
+
+def host_env():
+    def cmd(argv):
+        try:
+            return subprocess.run(argv, capture_output=True, text=True, check=False).stdout.strip().splitlines()[0]
+        except (OSError, IndexError):
+            return "?"
+    model = "?"
+    with open("/proc/cpuinfo", encoding="utf-8") as handle:
+        for line in handle:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo", encoding="utf-8") as handle:
+        mem = int(handle.readline().split()[1]) // 1024
+    return {"cpu_model": model, "cpus": os.cpu_count(), "mem_mib": mem, "kernel": platform.release(),
+            "python": platform.python_version(), "qemu": cmd(["qemu-system-x86_64", "--version"]),
+            "rsync": cmd(["rsync", "--version"]), "os": cmd(["sh", "-c", ". /etc/os-release; echo $PRETTY_NAME"])}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
+    parser.add_argument("--quick", action="store_true", help="seconds per question; output under .build/")
+    parser.add_argument("--guest", help="use this running guest instead of booting one")
+    parser.add_argument("--out", help="output directory (default: the repo for a full run, "
+                                      ".build/bench-quick for --quick)")
+    parser.add_argument("--wait", type=int, default=3600, help="seconds to wait for another guest to stop")
+    parser.add_argument("--only", help="comma list of questions to run (q1..q5); a partial run, for development")
+    opts = parser.parse_args(argv)
+    plan = QUICK if opts.quick else FULL
+    if opts.out:
+        out_dir = opts.out
+    elif opts.quick:
+        out_dir = os.path.join(REPO, ".build", "bench-quick")
+    elif opts.only:
+        out_dir = os.path.join(REPO, ".build", "bench-partial")
+    else:
+        out_dir = REPO
+    os.makedirs(out_dir, exist_ok=True)
+    only = set((opts.only or "q1,q2,q3,q4,q5").split(","))
+    started = time.time()
+    name = opts.guest or ("bench-quick" if opts.quick else "bench")
+    guest = Guest(name)
+    booted = False
+
+    def on_signal(signum, frame):
+        del frame
+        raise SystemExit("bench: interrupted by signal %d" % signum)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+
+    results = {"quick": opts.quick, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+               "host": host_env(), "plan": plan}
+    ok = False
+    try:
+        if "q5" in only:
+            log("q5 (host): chroot image update with rsync --link-dest, and the symlink switch")
+            results["q5"] = image_update.run(os.path.join(REPO, ".build", "bench-q5"), opts.quick, log)
+        if only & {"q1", "q2", "q3", "q4"}:
+            if opts.guest:
+                if not guest.running():
+                    raise RuntimeError("guest %s is not running" % name)
+            else:
+                wait_for_slot(name, opts.wait)
+                booted = True
+                t0 = time.monotonic()
+                guest.run("start", name, *plan["disks"], capture=False)
+                results["guest_boot_s"] = time.monotonic() - t0
+            results["guest_info"] = json.loads(guest.run("info", name))
+            log("installing the library, the hook, ansible-core and the collection in the guest")
+            install(guest)
+            results["setup"] = guest_json(guest, "setup", "--files", str(plan["files"]))
+            for q in ("q1", "q2", "q3", "q4"):
+                if q in only:
+                    log("%s (guest)" % q)
+                    t0 = time.monotonic()
+                    results[q] = guest_json(guest, q, *plan[q])
+                    results[q]["wall_s"] = time.monotonic() - t0
+        results["duration_s"] = time.time() - started
+        problems = report.check(results, only)
+        if problems:
+            raise RuntimeError("malformed results:\n  " + "\n  ".join(problems))
+        if opts.quick or opts.only:
+            json_path = os.path.join(out_dir, "results.json")
+        else:
+            json_path = os.path.join(HERE, "results.json")
+        with open(json_path, "w", encoding="utf-8") as handle:
+            json.dump(results, handle, indent=1, sort_keys=True)
+            handle.write("\n")
+        md = report.write(results, json_path, out_dir, HERE if out_dir == REPO else out_dir)
+        ok = True
+        log("results: %s; report: %s" % (json_path, md))
+    except (Exception, KeyboardInterrupt, SystemExit) as exc:  # pylint: disable=broad-exception-caught
+        log("FAILED: %s" % (exc,))
+    finally:
+        if booted:
+            guest.run("stop", name, capture=False, check=False)
+    took = time.time() - started
+    if ok:
+        print("bench%s: OK, %s answered in %.0f s; report %s" % (
+            " --quick" if opts.quick else "", ", ".join(sorted(only)), took,
+            os.path.relpath(os.path.join(out_dir, "BENCHMARKS.md"), REPO)))
+        return 0
+    print("bench%s: FAILED after %.0f s (see the messages above)" % (" --quick" if opts.quick else "", took))
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -48,12 +48,14 @@ class Module:
 
     @staticmethod
     def exit_json(**result):
+        """Print *result* as JSON and exit 0."""
         result.setdefault("changed", False)
         print(json.dumps(result, sort_keys=True))
         sys.exit(0)
 
     @staticmethod
     def fail_json(msg, **result):
+        """Print *result* with ``failed`` and *msg* as JSON and exit 1."""
         result.update(failed=True, msg=msg)
         result.setdefault("changed", False)
         print(json.dumps(result, sort_keys=True))
@@ -61,12 +63,13 @@ class Module:
 
     @staticmethod
     def run_command(cmd):
+        """Run argv list *cmd*; return ``(rc, stdout, stderr)``."""
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         return proc.returncode, proc.stdout, proc.stderr
 
 
 # ----------------------------------------------------------------------
-# version: Role-private module of hpc.jobroot.chroot_image: versions of one OS image on a node.
+# Tool "version": versions of one OS image on a node.
 #
 # Layout (docs/design.md, "Image versions"): ``<image_base>/<name>-<version>/``
 # directories and the symlink ``<image_base>/<name>`` -> ``<name>-<version>``
@@ -76,11 +79,12 @@ class Module:
 # version strings.
 
 
-
-
-
-
 MOUNT_ESCAPE = re.compile(r"\\([0-7]{3})")
+
+
+def _unescape(field):
+    # mountinfo escapes space, tab, newline and backslash as \ooo (proc(5)).
+    return MOUNT_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field)
 
 
 def read_mounts():
@@ -89,8 +93,7 @@ def read_mounts():
     with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as handle:
         for line in handle:
             f = line.split(" ")
-            unescape = lambda x: MOUNT_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), x)  # noqa: E731
-            mounts.append((f[2], unescape(f[3]), unescape(f[4])))
+            mounts.append((f[2], _unescape(f[3]), _unescape(f[4])))
     return mounts
 
 
@@ -151,6 +154,7 @@ class NodeLock:
         os.close(self.fd)
         return False
 
+
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+]{0,31}$")
 
@@ -160,10 +164,12 @@ class VersionError(Exception):
 
 
 def version_dir(base, name, version):
+    """Return ``<base>/<name>-<version>`` (str)."""
     return os.path.join(base, "%s-%s" % (name, version))
 
 
 def state_path(base, name):
+    """Return the deploy record ``<base>/.<name>.versions.json`` (str)."""
     return os.path.join(base, ".%s.versions.json" % name)
 
 
@@ -181,6 +187,7 @@ def load_state(base, name):
 
 
 def save_state(base, name, versions):
+    """Write the deploy record atomically (temp file, fsync, rename); *versions* is a list of dicts."""
     path = state_path(base, name)
     tmp = "%s.tmp.%d" % (path, os.getpid())
     with open(tmp, "w", encoding="utf-8") as handle:
@@ -356,6 +363,7 @@ def prune(module, base, name, run_dir, allow_list, keep, rpm_dbpath, check):
 
 
 def main_version(params):
+    """Tool ``version``: query, record, switch, roll back or prune (*params*: dict, see ``state``)."""
     module = Module(
         dict(name=(None, True), image_base=("/var/lib/hpc-jobroot/images", False),
              run_dir=("/run/hpc-jobroot", False), allow_list=("/etc/hpc-jobroot/chroots.conf", False),
@@ -437,19 +445,14 @@ def main_version(params):
     module.exit_json(**result)
 
 
-
 # ----------------------------------------------------------------------
-# harden: Role-private module of hpc.jobroot.chroot_image: take privileges out of an OS tree.
+# Tool "harden": take privileges out of an OS tree.
 #
 # An alternate OS tree is often an old distribution; its set-uid programs
 # (``su``, ``mount``, ``passwd``) carry that distribution's bugs into a node
 # whose base OS is kept patched. CHOS (seed 002, "SECURITY") disables set-uid
 # programs in its trees for this reason; file capabilities are the modern
 # equivalent and go too.
-
-
-
-
 
 
 CAP = "security.capability"
@@ -492,6 +495,7 @@ def plan(top, setid, caps, world):
 
 
 def main_harden(params):
+    """Tool ``harden``: strip set-id bits, capabilities and o+w below ``path`` (*params*: dict)."""
     module = Module(
         dict(path=(None, True), setid=(True, False), capabilities=(True, False),
              world_writable=(True, False)), params)
@@ -514,9 +518,8 @@ def main_harden(params):
     module.exit_json(changed=bool(stripped), stripped=stripped)
 
 
-
 # ----------------------------------------------------------------------
-# hostfiles: Role-private module of hpc.jobroot.chroot_image: the host files an OS tree needs.
+# Tool "hostfiles": the host files an OS tree needs.
 #
 # Seed 003 ("Deployment") lists what a tree needs from the node: passwd,
 # group, resolv.conf, CA certificates and daemon sockets (nscd). Entries
@@ -529,11 +532,6 @@ def main_harden(params):
 # Paths inside the tree are resolved the way a process chrooted into it
 # would resolve them: an absolute symlink such as ``var/run -> /run`` leads
 # to ``<tree>/run``, never to the host's ``/run``.
-
-
-
-
-
 
 
 class TreeError(Exception):
@@ -566,6 +564,7 @@ def resolve(tree, path, depth=0):
 
 
 def main_hostfiles(params):
+    """Tool ``hostfiles``: mount points and synced files in ``tree`` (*params*: dict with ``files``)."""
     module = Module(dict(tree=(None, True), files=(None, True)), params)
     tree = os.path.realpath(module.params["tree"])
     check = module.check_mode
@@ -625,9 +624,8 @@ def main_hostfiles(params):
     module.exit_json(changed=bool(created or synced), created=created, synced=synced, skipped=skipped)
 
 
-
 # ----------------------------------------------------------------------
-# rpmspec: Role-private module of hpc.jobroot.chroot_image: write the RPM spec that packages an OS tree.
+# Tool "rpmspec": write the RPM spec that packages an OS tree.
 #
 # Seed 003 ("Deployment") names the two ways to ship a tree: rsync, or "a
 # giant RPM" that configuration systems know how to install. This writes
@@ -646,10 +644,6 @@ def main_hostfiles(params):
 #   ``__os_install_post`` (strip/compress would change the tree);
 # * the package is relocatable (``Prefix:`` is the image base it was built
 #   for), so ``rpm -i --prefix`` can install it under another image base.
-
-
-
-
 
 
 BAD = re.compile(r'[\n"\\]')
@@ -700,6 +694,7 @@ def read_names(path):
 
 
 def main_rpmspec(params):
+    """Tool ``rpmspec``: write the spec packaging ``tree`` as ``<prefix>/<name>-<version>`` (*params*: dict)."""
     module = Module(
         dict(tree=(None, True), name=(None, True), version=(None, True), release=("1", False),
              prefix=("/var/lib/hpc-jobroot/images", False), package=(None, True), dest=(None, True)),
@@ -763,8 +758,6 @@ def main_rpmspec(params):
         os.replace(tmp, p["dest"])
     module.exit_json(changed=changed, files=len(lines), excluded=excluded,
                      checksum=hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest())
-
-
 
 
 TOOLS = {"version": main_version, "harden": main_harden, "hostfiles": main_hostfiles,

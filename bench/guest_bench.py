@@ -55,7 +55,7 @@ FILES_TAR = "/dev/shm/bench-files.tar"
 sys.path.insert(0, LIB)
 # pylint: disable=wrong-import-position
 from ansible_collections.hpc.jobroot.plugins.module_utils import (  # noqa: E402
-    config, jobroot, lvm, mountinfo, mounts, procs)
+    bindtree, config, jobroot, lvm, mountinfo, mounts, procs)
 
 
 def say(msg):
@@ -174,6 +174,10 @@ def cmd_setup(opts):
     except KeyError:
         sh(["useradd", "--create-home", "--shell", "/bin/bash", USER])
     os.makedirs(ROOT_BASE, mode=0o755, exist_ok=True)
+    os.makedirs(os.path.join(RUN_DIR, "jobs"), mode=0o755, exist_ok=True)
+    # what the hook's first prologue does (bindtree.make_private_base), done before the floor
+    # script ever runs, so both put their roots below the same private mount
+    bindtree.make_private_base(ROOT_BASE)
     os.makedirs(CONF, exist_ok=True)
     # the small-file set (q4): N files of 4 KiB of random data, as a tar on tmpfs
     src = tempfile.mkdtemp(prefix="bench-files.", dir="/dev/shm")

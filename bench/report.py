@@ -132,7 +132,9 @@ def _env_section(res):
     g = (res.get("setup") or {}).get("env", {})
     vg = (res.get("setup") or {}).get("vg", {})
     plan = res.get("plan", {})
-    disks = plan.get("disks", [])
+    args = plan.get("disks", [])
+    opt = dict(zip(args[::2], args[1::2]))
+    disks = "%s x %s" % (opt.get("--disks", "?"), opt.get("--disk-size", "?"))
     lines = ["## Environment", "",
              "| | |", "|---|---|",
              "| host | %s, %s cores, %d MiB RAM, %s, kernel %s (shared with other work) |" % (
@@ -145,8 +147,7 @@ def _env_section(res):
             "| guest tools | %s; e2fsprogs %s; util-linux %s; %s; Python %s |" % (
                 g.get("lvm"), g.get("mkfs_ext4"), g.get("util_linux"), g.get("fio"), g.get("python")),
             "| data disks | %s raw sparse files on the host (virtio-blk, cache=unsafe), one VG `%s` "
-            "of %.0f GiB, 4 MiB extents |" % (
-                " ".join(disks), vg.get("vg_name"), (vg.get("vg_size") or 0) / 2 ** 30)]
+            "of %.0f GiB, 4 MiB extents |" % (disks, vg.get("vg_name"), (vg.get("vg_size") or 0) / 2 ** 30)]
     if res.get("q2"):
         lines.append("| Ansible (question 2) | %s, the project's pinned version, copied from its .venv "
                      "into the guest (no network there); run on the guest's Python |"
@@ -459,7 +460,7 @@ def plot(res, png_dir):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
     out = {}
-    note = " (QEMU TCG guest: compare bars, not absolute times)"
+    note = " (QEMU TCG guest: compare, do not read absolute times)"
     if res.get("q1") and res.get("q2"):
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
         q1, q2 = res["q1"], res["q2"]
@@ -509,8 +510,8 @@ def plot(res, png_dir):
             ax.bar(targets, meds, color=["tab:blue", "tab:green", "tab:orange", "tab:red"])
             for i, t in enumerate(targets):
                 ax.scatter([i] * len(q[key][t]), q[key][t], s=10, color="black", zorder=3)
-                ax.annotate("%.2fx" % ratio(meds[i], meds[1]), (i, meds[i]), ha="center", va="bottom",
-                            fontsize=8)
+                ax.annotate("%.2fx" % ratio(meds[i], meds[1]), (i, max(q[key][t]) * 1.02), ha="center",
+                            va="bottom", fontsize=8)
             ax.set_title(label, fontsize=10)
         fig.suptitle("Q4: I/O on each storage layout, ratio to the bare LV on the bars" + note, fontsize=9)
         fig.tight_layout()

@@ -50,9 +50,12 @@ GUEST_HOOK = "/usr/libexec/hpc-jobroot/jobroot"
 # resolvelib; and theirs: markupsafe, cffi, pycparser).
 ANSIBLE_PACKAGES = ("ansible", "jinja2", "markupsafe", "yaml", "_yaml", "cryptography", "cffi",
                     "_cffi_backend", "pycparser", "packaging", "resolvelib")
+# ... and their distribution metadata (ansible-core reads versions with importlib.metadata)
+ANSIBLE_DISTS = ("ansible_core", "jinja2", "markupsafe", "pyyaml", "cryptography", "cffi", "pycparser",
+                 "packaging", "resolvelib")
 
 FULL = {"files": 2000, "q1": ["--reps", "7", "--warmup", "1", "--anatomy", "3"],
-        "q2": ["--reps", "3", "--warmup", "1"],
+        "q2": ["--reps", "3", "--warmup", "0"],
         "q3": ["--reps", "3", "--sizes", "1,4,16,64,256", "--roots", "32"],
         "q4": ["--reps", "3", "--seq-mib", "256", "--lv-gib", "2", "--cow-gib", "1"],
         "disks": ["--disks", "2", "--disk-size", "300G", "--memory", "2048"]}
@@ -123,6 +126,21 @@ def tar_bytes(entries, pycache=False):
     return buf.getvalue()
 
 
+def ansible_entries():
+    """(arcname, path) of ansible-core and its dependencies in this Python's site-packages."""
+    import ansible  # pylint: disable=import-outside-toplevel
+    site = os.path.dirname(os.path.dirname(ansible.__file__))
+    entries = []
+    for name in ANSIBLE_PACKAGES:
+        for cand in sorted(os.listdir(site)):
+            if cand == name or (cand.startswith(name + ".") and cand.endswith(".so")):
+                entries.append((cand, os.path.join(site, cand)))
+    for cand in sorted(os.listdir(site)):
+        if cand.endswith(".dist-info") and cand.lower().split("-")[0] in ANSIBLE_DISTS:
+            entries.append((cand, os.path.join(site, cand)))
+    return entries
+
+
 def install(guest):
     """Copy the library, the hook, the bench files, ansible-core and the collection into the guest."""
     lib = os.path.join(REPO, "plugins", "module_utils")
@@ -138,13 +156,7 @@ def install(guest):
               stdin=tar_bytes([("guest_bench.py", os.path.join(HERE, "guest_bench.py")),
                                ("floor.sh", os.path.join(HERE, "floor.sh"))]))
     # ansible-core from this project's .venv (the pinned version), onto the guest's Python 3.11
-    import ansible  # pylint: disable=import-outside-toplevel
-    site = os.path.dirname(os.path.dirname(ansible.__file__))
-    entries = []
-    for name in ANSIBLE_PACKAGES:
-        for cand in sorted(os.listdir(site)):
-            if cand == name or (cand.startswith(name + ".") and cand.endswith(".so")):
-                entries.append((cand, os.path.join(site, cand)))
+    entries = ansible_entries()
     # with the venv's byte code (same Python 3.11 magic): imports under emulation are slow
     guest.ssh("tar -C %s/ansible -xf -" % BENCH_DIR, stdin=tar_bytes(entries, pycache=True))
     wrapper = b"import sys\nfrom ansible.cli.adhoc import main\nsys.argv[0] = 'ansible'\nsys.exit(main())\n"
@@ -188,7 +200,22 @@ def main(argv=None):
                                       ".build/bench-quick for --quick)")
     parser.add_argument("--wait", type=int, default=3600, help="seconds to wait for another guest to stop")
     parser.add_argument("--only", help="comma list of questions to run (q1..q5); a partial run, for development")
+    parser.add_argument("--report", metavar="RESULTS_JSON",
+                        help="run nothing: rewrite the report and plots from a results file of an earlier run")
     opts = parser.parse_args(argv)
+    if opts.report:
+        with open(opts.report, encoding="utf-8") as handle:
+            results = json.load(handle)
+        md_dir = opts.out or (REPO if os.path.abspath(opts.report) == os.path.join(HERE, "results.json")
+                              else os.path.dirname(os.path.abspath(opts.report)))
+        done = [q for q in ("q1", "q2", "q3", "q4", "q5") if q in results]
+        problems = report.check(results, set(done))
+        if problems:
+            print("bench: FAILED: malformed results:\n  " + "\n  ".join(problems))
+            return 1
+        md = report.write(results, opts.report, md_dir, HERE if md_dir == REPO else md_dir)
+        print("bench: report %s rewritten from %s" % (os.path.relpath(md, REPO), opts.report))
+        return 0
     plan = QUICK if opts.quick else FULL
     if opts.out:
         out_dir = opts.out

@@ -6,7 +6,7 @@
 The first tests read what converge.yml built (pools from the jobvol_pool role,
 one job volume per job in vars/jobvol.yml) and assert it with lvs, findmnt, blkid
 and blockdev.  The later tests drive hpc.jobroot.lvm_jobvol directly (an
-ad-hoc Ansible call per step, through testinfra's host.ansible) through the
+ad-hoc Ansible call per step) through the
 edges: the N+1th slot, an oversized request, a stale volume after a
 simulated reboot, and finally the removal of every job volume.
 
@@ -17,11 +17,13 @@ ones depend on that order (the removal test comes last).
 from __future__ import annotations
 
 import json
+import os
 import pathlib
+import subprocess
+import tempfile
 
 import pytest
 import yaml
-from testinfra.modules.ansible import AnsibleException
 
 VARS = yaml.safe_load((pathlib.Path(__file__).resolve().parent.parent / "vars" / "jobvol.yml").read_text())
 TAG = "hpc_jobroot"
@@ -78,17 +80,38 @@ def dm_path(vg, lv):
     return "/dev/mapper/%s-%s" % (vg.replace("-", "--"), lv.replace("-", "--"))
 
 
+def call_module(host, module, args, check=False):
+    """Run Ansible *module* with *args* (a dict) on the guest, ad hoc; return (rc, result).
+
+    Not testinfra's host.ansible: on ansible-core 2.19 a failed module's
+    result (as ``ansible --tree`` writes it) has no ``failed`` key, so
+    host.ansible never raises.  The exit status of ``ansible`` is what tells:
+    0 ok, 2 the module failed.
+    """
+    runner = host.backend.ansible_runner
+    with tempfile.TemporaryDirectory() as tree:
+        cmd = ["ansible", "-i", runner.inventory_file, host.backend.host, "-m", module,
+               "-a", json.dumps(args), "--tree", tree]
+        if check:
+            cmd.append("--check")
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+        files = os.listdir(tree)
+        assert files, f"no result from {cmd}: rc {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        with open(os.path.join(tree, files[0]), encoding="utf-8") as f:
+            return proc.returncode, json.load(f)
+
+
 def jobvol(host, check=False, **args):
-    """Call hpc.jobroot.lvm_jobvol in the guest; return its result, raise AnsibleException on failure."""
-    return host.ansible("hpc.jobroot.lvm_jobvol", json.dumps(args), check=check)
+    """Call hpc.jobroot.lvm_jobvol in the guest; it must succeed; return its result."""
+    rc, result = call_module(host, "hpc.jobroot.lvm_jobvol", args, check=check)
+    assert rc == 0, f"lvm_jobvol {args} failed: {result}"
+    return result
 
 
 def jobvol_fails(host, **args):
-    """Call lvm_jobvol expecting failure; return the failure's message."""
-    with pytest.raises(AnsibleException) as err:
-        jobvol(host, **args)
-    result = err.value.result
-    assert result.get("failed") is True
+    """Call lvm_jobvol expecting it to fail; return the failure's message."""
+    rc, result = call_module(host, "hpc.jobroot.lvm_jobvol", args)
+    assert rc == 2, f"lvm_jobvol {args} did not fail: rc {rc}, {result}"
     return result.get("msg", "")
 
 

@@ -14,8 +14,10 @@
 #
 # Adding a scenario: create molecule/NAME/molecule.yml using
 # ../shared/create.yml and ../shared/destroy.yml (copy molecule/jobvol's), and
-# it is picked up.  Per-phase times are in each scenario's log,
-# .build/molecule/NAME.log (molecule prints the time of every action).
+# it is picked up.  Each scenario's output, time-stamped, is in
+# .build/molecule/NAME.log; the time of each molecule action (create,
+# converge, idempotence, verify, destroy) is printed after it and collected
+# in .build/molecule/phases.tsv.
 #
 # Needs the venv (tests/setup/venv.sh) and the collections tree
 # (tests/setup/collections.sh, refreshed here) so `hpc.jobroot.*` resolves to
@@ -59,6 +61,8 @@ export ANSIBLE_COLLECTIONS_PATH="$REPO_ROOT/.build${ANSIBLE_COLLECTIONS_PATH:+:$
 export MOLECULE_NO_LOG=false ANSIBLE_FORCE_COLOR=false PY_COLORS=0
 
 mkdir -p "$LOG_DIR"
+export MOLECULE_PHASES_TSV="$LOG_DIR/phases.tsv"
+: >"$MOLECULE_PHASES_TSV"
 # shellcheck disable=SC2317  # called by the trap
 stop_guest() {
     local rc=$?
@@ -78,7 +82,7 @@ failed=0
 for s in "${scenarios[@]}"; do
     log "scenario $s (log: $LOG_DIR/$s.log)"
     start=$(date +%s)
-    if molecule test -s "$s" 2>&1 | tee "$LOG_DIR/$s.log"; then
+    if molecule test -s "$s" 2>&1 | "$HERE/molecule-phases.py" "$s" | tee "$LOG_DIR/$s.log"; then
         result[$s]=passed
     else
         result[$s]=FAILED
@@ -89,6 +93,7 @@ done
 
 log "summary (guest boot ${boot} s, total $(( $(date +%s) - t0 )) s):"
 for s in "${scenarios[@]}"; do
-    printf '  %-20s %-7s %4d s\n' "$s" "${result[$s]}" "${seconds[$s]}" >&2
+    printf '  %-20s %-7s %4d s   %s\n' "$s" "${result[$s]}" "${seconds[$s]}" \
+        "$(awk -F'\t' -v s="$s" '$1 == s { printf "%s %ss  ", $2, $3 }' "$MOLECULE_PHASES_TSV")" >&2
 done
 exit $failed

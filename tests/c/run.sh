@@ -122,9 +122,11 @@ run_variant() { # name patch lang
     result "$name" "build failed"
     return
   fi
-  if ASAN_OPTIONS=detect_leaks=1 "$dir/test" "$dir/work"; then
+  if ASAN_OPTIONS=detect_leaks=1:log_path=$dir/san UBSAN_OPTIONS=log_path=$dir/san \
+      "$dir/test" "$dir/work"; then
     result "$name" ok
   else
+    cat "$dir"/san.* 2>/dev/null || true
     result "$name" "FAILED"
   fi
 }
@@ -139,11 +141,14 @@ run_mutant() { # name patch lang sed-expression
     return
   fi
   out=$dir/out.txt
-  if "$dir/test" "$dir/work" >"$out" 2>&1; then
+  # sanitizer reports go to files: the test redirects stderr while it runs
+  if ASAN_OPTIONS=log_path=$dir/san UBSAN_OPTIONS=log_path=$dir/san \
+      "$dir/test" "$dir/work" >"$out" 2>&1; then
     tail -n 3 "$out"
     result "$name" "NOT CAUGHT"
   else
-    grep -m 3 -E '^FAIL|ERROR: AddressSanitizer|runtime error' "$out" || tail -n 3 "$out"
+    grep -h -m 1 -E 'ERROR: AddressSanitizer|runtime error' "$dir"/san.* 2>/dev/null ||
+      grep -m 3 '^FAIL' "$out" || tail -n 3 "$out"
     result "$name" ok
   fi
 }

@@ -185,6 +185,35 @@ static int nvars(job *pjob)
   return((a == NULL) ? 0 : a->as_usedptr);
   }
 
+/* what site_job_setup() wrote to fd 2 (the job's stderr in pbs_mom) */
+static char job_stderr[16384];
+static int  saved_fd2 = -1;
+static int  capture_fd = -1;
+
+static void stderr_begin(void)
+  {
+  char path[PATH_MAX * 2];
+
+  fflush(stderr);
+  pathf(path, "%s/stderr.txt", W);
+  capture_fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+  saved_fd2 = dup(2);
+
+  if ((capture_fd < 0) || (saved_fd2 < 0) || (dup2(capture_fd, 2) < 0))
+    die("redirect stderr to", path);
+  }
+
+static void stderr_end(void)
+  {
+  ssize_t n;
+
+  dup2(saved_fd2, 2);
+  close(saved_fd2);
+  n = pread(capture_fd, job_stderr, sizeof(job_stderr) - 1, 0);
+  job_stderr[(n > 0) ? n : 0] = '\0';
+  close(capture_fd);
+  }
+
 /*
  * Run site_job_setup() on a fresh job; check its return code, the value of
  * PBS_O_ROOTDIR afterwards (NULL: must be unset), and, for failures, that the
@@ -202,7 +231,9 @@ static void expect(const char *name, const char *jobid, int want_rc,
 
   current = name;
   before = nvars(pjob);
+  stderr_begin();
   rc = site_job_setup(pjob);
+  stderr_end();
   got = get_job_envvar(pjob, var);
 
   check(rc == want_rc, "returns %d (want %d)", rc, want_rc);
@@ -224,10 +255,15 @@ static void expect(const char *name, const char *jobid, int want_rc,
     {
     check((standin_err_count == errs + 1) && (strstr(standin_last_err, want_log) != NULL),
           "logged reason contains '%s' (log: %.200s)", want_log, standin_last_err);
+    check((strncmp(job_stderr, "hpc-jobroot: job ", 17) == 0) &&
+          (strstr(job_stderr, want_log) != NULL) &&
+          (strchr(job_stderr, '\n') == job_stderr + strlen(job_stderr) - 1),
+          "one line with the reason on the job's stderr");
     }
   else
     {
     check(standin_err_count == errs, "nothing logged as an error");
+    check(job_stderr[0] == '\0', "nothing on the job's stderr");
     }
 
   standin_free_job(pjob);
@@ -505,7 +541,9 @@ int main(int argc, char **argv)
 
   put_record("33.srv", root, strlen(root), 0666, 0);  /* would fail if read */
   current = "PBS_O_ROOTDIR already set";
+  stderr_begin();
   rc = site_job_setup(pjob);
+  stderr_end();
   got = get_job_envvar(pjob, var);
   check(rc == 0, "returns %d (want 0)", rc);
   check((got != NULL) && (strcmp(got, "/custom") == 0), "PBS_O_ROOTDIR still /custom (%s)", got);

@@ -290,7 +290,7 @@ def apply(root, entries, dirs=(), state_dir="/run/hpc-jobroot/trees", check=Fals
             for p in missing:
                 result.actions.append("mkdir %s" % p)
                 if not check:
-                    os.mkdir(p, 0o755)
+                    _mkdir(p)
                     made.append(("dir", p))
             if not check or not missing:
                 if stat.S_IMODE(os.lstat(path).st_mode) != mode:
@@ -324,7 +324,7 @@ def apply(root, entries, dirs=(), state_dir="/run/hpc-jobroot/trees", check=Fals
                         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
                         made.append(("file", path))
                     else:
-                        os.mkdir(path, 0o755)
+                        _mkdir(path)
                         made.append(("dir", path))
             if not present:
                 what = entry.source or entry.type
@@ -356,11 +356,18 @@ def apply(root, entries, dirs=(), state_dir="/run/hpc-jobroot/trees", check=Fals
     return result
 
 
+def _mkdir(path):
+    # Explicit mode: the caller's umask may be 077 (pbs_mom runs its
+    # prologue so), and the job's user must be able to traverse.
+    os.mkdir(path, 0o755)
+    os.chmod(path, 0o755)
+
+
 def _create_parents(paths, check, made, result):
     for p in paths:
         result.actions.append("mkdir %s" % p)
         if not check:
-            os.mkdir(p, 0o755)
+            _mkdir(p)
             made.append(("dir", p))
 
 

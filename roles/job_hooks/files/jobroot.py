@@ -65,22 +65,29 @@ def torque_alive(cfg):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="jobroot", description=__doc__.split("\n\n", maxsplit=1)[0])
-    parser.add_argument("--config-dir", default=config.CONFIG_DIR)
+    # --config-dir is taken before or after the subcommand.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config-dir", default=argparse.SUPPRESS)
+    parser = argparse.ArgumentParser(prog="jobroot", parents=[common],
+                                     description=__doc__.split("\n\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("prologue", "epilogue"):
-        cmd = sub.add_parser(name)
+        cmd = sub.add_parser(name, parents=[common])
         cmd.add_argument("--batch-system", choices=["slurm", "torque"], default="slurm")
         cmd.add_argument("args", nargs="*", help="Torque's prologue/epilogue arguments")
-    gc_cmd = sub.add_parser("gc")
+    gc_cmd = sub.add_parser("gc", parents=[common])
     gc_cmd.add_argument("--all", action="store_true", help="every job is gone (at boot)")
     gc_cmd.add_argument("--batch-system", choices=["slurm", "torque"], default="slurm")
-    sub.add_parser("status")
+    sub.add_parser("status", parents=[common])
     opts = parser.parse_args(argv)
+    config_dir = getattr(opts, "config_dir", config.CONFIG_DIR)
+    # pbs_mom runs the prologue with umask 077: the job's user could not
+    # enter the directories the prologue makes.
+    os.umask(0o022)
     syslog.openlog("hpc-jobroot", syslog.LOG_PID, syslog.LOG_DAEMON)
     torque = getattr(opts, "batch_system", None) == "torque"
     try:
-        cfg = config.load(opts.config_dir)
+        cfg = config.load(config_dir)
         if opts.command == "status":
             print(json.dumps(jobroot.status(cfg), indent=2, sort_keys=True))
             return 0
@@ -108,7 +115,8 @@ def main(argv=None):
                 return TORQUE_ABORT
         return 0
     except JobrootError as exc:
-        log("%s %s failed: %s" % (opts.command, os.environ.get("SLURM_JOB_ID", ""), exc))
+        log("%s %s failed: %s" % (opts.command, " ".join(getattr(opts, "args", [])[:1])
+                                  or os.environ.get("SLURM_JOB_ID", ""), exc))
         return TORQUE_REQUEUE if torque else 1
 
 

@@ -394,7 +394,7 @@ def main_version(params):
             if state == "query" or check:
                 # Nothing deployed yet: a check-mode run of a first deploy lands here.
                 module.exit_json(changed=state in ("recorded", "switched"), current=version or "",
-                                 previous="", versions=[], in_use={}, removed=[])
+                                 previous="", versions=[], present=[], in_use={}, removed=[])
             raise VersionError("image base %s does not exist" % base)
         versions = load_state(base, name)
         cur = current_version(base, name)
@@ -437,7 +437,9 @@ def main_version(params):
                            cur_real)
             names = dict(zip(present, [v["version"] for v in versions]))
             result["in_use"] = {names[k]: v for k, v in in_use.items() if k in names}
-        result.update(current=cur, versions=versions)
+        result.update(current=cur, versions=versions,
+                      present=[v["version"] for v in versions
+                               if os.path.isdir(version_dir(base, name, v["version"]))])
     except (VersionError, OSError, subprocess.CalledProcessError) as exc:
         module.fail_json(msg=str(exc), **result)
     except Exception as exc:  # the library's JobrootError (lock timeout) and friends

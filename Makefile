@@ -44,7 +44,7 @@ JOBROOT_RUN_ID := $(shell date -u +%Y%m%dT%H%M%S)-$(shell echo $$PPID)
 endif
 export JOBROOT_RUN_ID
 
-TEST_TARGETS := venv collections lint sanity units integration ctest molecule bench-quick
+TEST_TARGETS := venv collections lint sanity units integration ctest guest molecule bench-quick
 
 .PHONY: help test test-targets system venv collections lint sanity units integration ctest \
         guest molecule bench-quick bench demo clean distclean

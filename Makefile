@@ -95,10 +95,10 @@ guest: collections
 molecule: guest
 	@$(TIMED) $@ $(REPO)/tests/guest/run-molecule.sh
 
-bench-quick: collections
+bench-quick: guest
 	@$(TIMED) $@ $(REPO)/bench/run.py --quick
 
-bench: collections
+bench: guest
 	@$(TIMED) $@ $(REPO)/bench/run.py
 
 demo: guest

@@ -101,9 +101,14 @@ def job_mounts(cfg, tree, user):
             and user.pw_dir != "/":
         entries.append({"target": user.pw_dir.lstrip("/"), "type": "rbind", "source": user.pw_dir})
     if not own:
+        # Files (passwd, group, resolv.conf) and socket directories (/run/munge,
+        # /run/nscd: the directory, so a daemon restart does not strand the job)
+        # that the tree has a mount point for. Sockets work on a read-only bind.
         for host_file in cfg.host_files:
             inside = os.path.join(tree, host_file.lstrip("/"))
-            if os.path.exists(host_file) and os.path.isfile(inside) and not os.path.islink(inside):
+            same_kind = (os.path.isfile(host_file) and os.path.isfile(inside)) or \
+                (os.path.isdir(host_file) and os.path.isdir(inside))
+            if same_kind and not os.path.islink(inside):
                 entries.append({"target": host_file.lstrip("/"), "type": "bind",
                                 "source": host_file, "options": ["ro"]})
     for extra in cfg.extra_binds:
@@ -161,10 +166,12 @@ def prologue(cfg, job_id, user, os_name=None, batch_system="slurm", log=_silent)
             log(reason)
             return {"job_id": job_id, "refused": reason}
         try:
-            real_tree = chroot.check_tree(tree, cfg.image_base)
-            chroot.pin(cfg.run_dir, key, real_tree)
-            os.makedirs(cfg.root_base, mode=0o755, exist_ok=True)
+            # Resolve and pin under the node lock: chroot_image's prune takes
+            # it too, so it never removes a version between our check and pin.
             with lock.node_lock(cfg.run_dir):
+                real_tree = chroot.check_tree(tree, cfg.image_base)
+                chroot.pin(cfg.run_dir, key, real_tree)
+                os.makedirs(cfg.root_base, mode=0o755, exist_ok=True)
                 bindtree.make_private_base(cfg.root_base)
             lv = lvm.lv_name_for(key)
             volume = lvm.create(cfg.volume_group, lv, cfg.slot_extents, root, cfg.fstype,

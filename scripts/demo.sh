@@ -159,7 +159,7 @@ U "srun --jobroot-os=sl5 cat /etc/os-release" 2>&1 | sed 's/^/  /' || true
 U "env JOBROOT_OS=../etc sbatch --wrap true" 2>&1 | sed 's/^/  /' || true
 
 step "Job latency (srun /bin/true as alice: Prolog with LV + mkfs + mounts, chroot, Epilog)"
-G "cd /home/alice; for i in 1 2 3; do /usr/bin/time -f '%e s' runuser -u alice -- srun /bin/true; done" 2>&1 | tee "$WORK/latency.txt"
+G 'cd /home/alice; TIMEFORMAT="%R s"; for i in 1 2 3; do time runuser -u alice -- srun /bin/true; done' 2>&1 | tee "$WORK/latency.txt"
 
 step "Afterwards: volumes, mounts and records are gone"
 sleep 1

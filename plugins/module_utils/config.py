@@ -39,8 +39,10 @@ class NodeConfig:  # pylint: disable=too-many-instance-attributes
     fallback_to_default: bool = False
     run_dir: str = "/run/hpc-jobroot"
     pbs_home: str = "/var/spool/torque"
+    # Not var/lib: for the node's own OS that is the host's /var/lib, which
+    # holds the job roots themselves.
     os_dirs: list = field(default_factory=lambda: ["bin", "etc", "lib", "lib64", "opt", "sbin",
-                                                   "usr", "var/lib"])
+                                                   "usr"])
     host_files: list = field(default_factory=lambda: ["/etc/passwd", "/etc/group",
                                                       "/etc/resolv.conf"])
     extra_binds: list = field(default_factory=list)

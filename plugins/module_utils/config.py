@@ -75,9 +75,8 @@ class NodeConfig:  # pylint: disable=too-many-instance-attributes
             validate.abs_path(b["source"], "config extra_binds source")
         if self.home not in ("user", "all", "none"):
             raise ValidationError("config home must be user, all or none, got %r" % (self.home,))
-        for queue, name in self.queue_os.items():
+        for name in self.queue_os.values():
             validate.chroot_name(name)
-            del queue
         if self.root_base == "/tmp" or self.root_base.startswith("/tmp/"):
             raise ValidationError("config root_base must not be under /tmp (private /tmp "
                                   "namespaces hide it from the batch system)")

@@ -305,7 +305,7 @@ def test_stale_volume_after_reboot(host):
     # "boot": the unit attaches the file, udev + LVM activate the VG
     host.check_output("systemctl restart hpc-jobroot-lvm-backing && udevadm settle")
     lvs = {}
-    for _ in range(20):
+    for dummy in range(20):
         lvs = lv_report(host, vg) if host.run("vgs %s", vg).rc == 0 else {}
         if lvs.get(lv_name, {}).get("active") == "active":
             break
@@ -338,4 +338,3 @@ def test_remove_every_job_volume(host):
     # the thick VG has all its space back
     vg = vg_report(host, THICK["volume_group"])
     assert vg["free_count"] == vg["extent_count"]
-

@@ -173,16 +173,6 @@ def mkfs_cmd(fstype, device):
     raise ValidationError("file system type %r is not ext4 or xfs" % (fstype,))
 
 
-def fs_type(device):
-    """Return the file system type on *device* as blkid reports it, or "" if none."""
-    try:
-        return run(["blkid", "-p", "-o", "value", "-s", "TYPE", device]).strip()
-    except CommandError as exc:
-        if exc.rc == 2:  # blkid: nothing found
-            return ""
-        raise
-
-
 def mounted_at(vg, lv, mountpoint, table=None):
     """Return True if *vg*/*lv* is mounted at *mountpoint* (read from mountinfo)."""
     table = mountinfo.read() if table is None else table
@@ -200,9 +190,11 @@ def create(vg, lv, extents, mountpoint, fstype="ext4", thin_pool="", tag=TAG,
     *tag* already exist (one per slot). *lock*: a context manager held
     while slots are counted and the LV is created (the node lock).
 
-    Idempotent: an existing LV with *tag* is reused, formatted only if it
-    holds no file system of *fstype*, and mounted if not mounted. An
-    existing LV without *tag* is refused (not ours). Thick LVs are checked
+    Idempotent: an existing LV with *tag* that is mounted at *mountpoint* is
+    left as it is. One that is not mounted was left by a crashed prologue or
+    a failed epilogue: it gets a fresh file system before it is mounted, so a
+    requeued job never sees an earlier run's data. An existing LV is never
+    resized. An existing LV without *tag* is refused (not ours). Thick LVs are checked
     against the VG's free extents first, so an oversized request fails
     before anything is created. If mkfs or mount fails, the LV this call
     created is removed again.
@@ -227,16 +219,15 @@ def create(vg, lv, extents, mountpoint, fstype="ext4", thin_pool="", tag=TAG,
                 raise NoFreeSlotError("no free slot: %d of %d job volumes in %s are in use (%s)" % (
                     len(taken), max_lvs, vg, ", ".join(sorted(x["name"] for x in taken))))
             if not thin_pool and extents > info["free_count"]:
-                raise NoFreeSlotError("no free slot: volume group %s has %d free extents, the job "
-                                      "needs %d" % (vg, info["free_count"], extents))
+                raise NoFreeSlotError("not enough space: volume group %s has %d free extents, "
+                                      "the job needs %d" % (vg, info["free_count"], extents))
             run(create_cmd(vg, lv, extents, info["extent_size"], thin_pool, tag))
             created = True
     try:
-        if created or fs_type(device) != fstype:
-            run(mkfs)
-        if not os.path.isdir(mountpoint):
-            os.makedirs(mountpoint, mode=0o755, exist_ok=True)
         if not mounted_at(vg, lv, mountpoint):
+            run(mkfs)
+            if not os.path.isdir(mountpoint):
+                os.makedirs(mountpoint, mode=0o755, exist_ok=True)
             mounts.mount(device, mountpoint, fstype, MOUNT_FLAGS)
     except Exception:
         if created:

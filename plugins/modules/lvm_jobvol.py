@@ -71,8 +71,10 @@ options:
     default: hpc_jobroot
   state:
     description:
-      - V(present) creates, formats (if it holds no O(fstype) file system) and mounts.
-        An existing tagged LV is reused and never resized.
+      - V(present) creates, formats and mounts. An existing tagged LV that is mounted at the
+        mount point is left as it is. One that is not mounted was left by a crashed job (a
+        stale LV): it gets a fresh file system and is mounted, so a requeued job never sees an
+        earlier run's data. An existing LV is never resized.
       - V(absent) unmounts, removes the LV and the empty mount point. A stale LV from a crashed
         job (tagged, not mounted) is simply removed.
     type: str
@@ -233,7 +235,7 @@ def main():
             extents = existing[lv]["size_bytes"] // info["extent_size"]
         else:
             extents = _size(p, info)
-        changed = not mounted or lvm.fs_type(out["dm_path"]) != p["fstype"] if lv in existing else True
+        changed = not mounted
         if changed and not module.check_mode:
             lvm.create(vg, lv, extents, mountpoint, p["fstype"], p["thin_pool"] or "", p["tag"],
                        max_lvs=p["slots"])

@@ -46,6 +46,4 @@ class LvmStub:
         if cmd[0] == "lvremove":
             self.lvs.pop(cmd[-1].split("/", 1)[1], None)
             return ""
-        if cmd[0] == "blkid":
-            return ""
         return ""

@@ -82,6 +82,14 @@ def test_create_formats_and_mounts(stub):
     assert mount[1:4] == ["/dev/mapper/vg--jobs-jobroot_7", "/nonexistent-jobroot-test/7", "ext4"]
 
 
+def test_stale_volume_gets_a_fresh_file_system(stub):
+    # Left by a crashed prologue: tagged, not mounted. A requeued job must not see its data.
+    stub.lvs = {"jobroot_7": {"extents": 10, "tags": ["hpc_jobroot"]}}
+    out = lvm.create("vg-jobs", "jobroot_7", 99, "/nonexistent-jobroot-test/7")
+    assert out["created"] is False and out["extents"] == 10
+    assert [c[0] for c in stub.calls if c[0] in ("lvcreate", "mkfs.ext4", "mount(2)")] == ["mkfs.ext4", "mount(2)"]
+
+
 def test_no_free_slot_creates_nothing(stub):
     stub.lvs = {"jobroot_1": {"extents": 10, "tags": ["hpc_jobroot"]},
                 "jobroot_2": {"extents": 10, "tags": ["hpc_jobroot"]}}
@@ -91,7 +99,7 @@ def test_no_free_slot_creates_nothing(stub):
 
 
 def test_oversized_thick_request_creates_nothing(stub):
-    with pytest.raises(NoFreeSlotError, match="1000 free extents"):
+    with pytest.raises(NoFreeSlotError, match="not enough space: volume group vg-jobs has 1000 free extents"):
         lvm.create("vg-jobs", "jobroot_3", 1001, "/x/3")
     assert not [c for c in stub.calls if c[0] == "lvcreate"]
 

@@ -73,7 +73,7 @@ options:
     description:
       - V(present) creates, formats and mounts. An existing tagged LV that is mounted at the
         mount point is left as it is. One that is not mounted was left by a crashed job (a
-        stale LV): it gets a fresh file system and is mounted, so a requeued job never sees an
+        stale LV), so it gets a fresh file system and is mounted; a requeued job never sees an
         earlier run's data. An existing LV is never resized.
       - V(absent) unmounts, removes the LV and the empty mount point. A stale LV from a crashed
         job (tagged, not mounted) is simply removed.

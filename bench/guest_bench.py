@@ -583,7 +583,7 @@ def cmd_q4(opts):
             for target in order:
                 job += 1
                 mnt = "/mnt/bench-%s" % target
-                name = "%s_%d" % (target, job)
+                name = "%s_%d" % (target[:4], job)  # lvm reserves names starting "snapshot"
                 if target == "jobroot":
                     hook("prologue", job, cfg)
                     root = os.path.join(ROOT_BASE, str(job))

@@ -45,8 +45,6 @@ def check(res, questions):
                 _nums(q.get(who, {}).get(phase), "q1 %s %s" % (who, phase), p, q.get("reps"))
         _nums(q.get("hook_rss_tree_kib"), "q1 hook RSS", p)
         _nums(list((q.get("hook_self_rss_kib") or {}).values()), "q1 hook self RSS", p, 2)
-        if q.get("same_mounts") is not True:
-            p.append("q1: hook and floor left different mounts: %s" % q.get("mounts"))
         if not q.get("anatomy") or not q.get("floor_anatomy"):
             p.append("q1: no anatomy")
     if "q2" in questions:
@@ -54,8 +52,6 @@ def check(res, questions):
         for who in ("hook", "ansible"):
             for phase in ("prologue", "epilogue"):
                 _nums(q.get(who, {}).get(phase), "q2 %s %s" % (who, phase), p, q.get("reps"))
-        if q.get("same_mounts") is not True:
-            p.append("q2: hook and ansible left different mounts: %s" % q.get("mounts"))
         if "ansible" not in str(q.get("ansible_version", "")).lower():
             p.append("q2: no ansible version")
     if "q3" in questions:
@@ -179,7 +175,7 @@ def _q1(res, plots):
                  q.get("mount_count", 0), q["reps"], q.get("warmup", "one")),
              "",
              "Both left identical mount trees (mount point, type, flags, propagation): %s." % (
-                 "yes" if q.get("same_mounts") else "**no**"),
+                 "yes" if q.get("same_mounts") else "**no**, they differ in: %s" % _shape_diff(q)),
              "",
              "| phase | hook median (s) | floor median (s) | ratio hook/floor | ratio per pair (min-max) |",
              "|---|---|---|---|---|"]
@@ -195,6 +191,17 @@ def _q1(res, plots):
     lines += _rss(q)[0]
     lines += ["", "![Question 1 and 2](%s)" % plots["q12"], ""]
     return lines, r_tot
+
+
+def _shape_diff(q):
+    m = q.get("mounts") or {}
+    hook = [tuple(x) for x in m.get("hook", [])]
+    other = [tuple(x) for x in m.get("floor", [])]
+    only_h = [x for x in hook if x not in other]
+    only_o = [x for x in other if x not in hook]
+    return "only in the hook's tree %s; only in the floor's %s" % (
+        ", ".join("`%s`" % " ".join(x) for x in only_h) or "nothing",
+        ", ".join("`%s`" % " ".join(x) for x in only_o) or "nothing")
 
 
 def _avg_anatomy(runs, phase):
@@ -608,6 +615,8 @@ def write(res, json_path, md_dir, png_dir):
                         ""))
     if res.get("q5"):
         body += _q5(res)
+    for q, msg in sorted(res.get("failed", {}).items()):
+        summary.append(("question %s" % q[1:], "**failed in this run**", "-", msg[-600:]))
     lines += _targets(summary)
     lines += _env_section(res)
     lines += body

@@ -38,16 +38,20 @@ def end_in_root(root, grace=2.0):
     SIGTERM first, then SIGKILL for what is still there after *grace*
     seconds. Processes outside the root are never signalled.
     """
-    pids = in_root(root)
+    ended = in_root(root)
+    left = ended
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in in_root(root):
+        if not left:
+            break
+        for pid in left:
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + grace
-        while in_root(root) and time.monotonic() < deadline:
+        while True:
+            left = in_root(root)
+            if not left or time.monotonic() >= deadline:
+                break
             time.sleep(0.05)
-        if not in_root(root):
-            break
-    return pids
+    return ended

@@ -12,7 +12,6 @@ values are those of <sys/mount.h> (Linux UAPI, stable ABI).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno as errnos
 import os
 
@@ -53,7 +52,9 @@ _libc = None
 def _lib():
     global _libc  # pylint: disable=global-statement
     if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # glibc's soname, loaded directly: ctypes.util.find_library would
+        # start ldconfig, a process per prologue for nothing.
+        _libc = ctypes.CDLL("libc.so.6", use_errno=True)
         _libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
                                 ctypes.c_ulong, ctypes.c_char_p)
         _libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)

@@ -213,8 +213,6 @@ def _state(table, path, entry):
     ``fix`` is a list among ``remount``, ``propagation``. Raises JobrootError
     if a different mount already occupies *path*.
     """
-    if entry.type == "symlink":
-        return os.path.islink(path) and os.readlink(path) == entry.source, []
     top = mountinfo.top_at(table, path)
     if top is None:
         return False, []
@@ -232,7 +230,7 @@ def _state(table, path, entry):
     return True, fix
 
 
-def _mount(path, entry, table):
+def _mount(path, entry):
     if entry.type in BIND_TYPES:
         mounts.bind(entry.source, path, recursive=entry.type == "rbind")
     else:
@@ -242,7 +240,6 @@ def _mount(path, entry, table):
     mounts.set_propagation(path, entry.propagation)
     if entry.type in BIND_TYPES and entry.options:
         _remount(path, entry, mountinfo.read())
-    del table
 
 
 def _remount(path, entry, table):
@@ -331,7 +328,7 @@ def apply(root, entries, dirs=(), state_dir="/run/hpc-jobroot/trees", check=Fals
                 result.actions.append("mount %s %s on %s (%s, %s)" % (
                     entry.type, what, path, ",".join(entry.options) or "defaults", entry.propagation))
                 if not check:
-                    _mount(path, entry, table)
+                    _mount(path, entry)
                     mounted.append(path)
                 continue
             if "remount" in fix:
@@ -389,12 +386,11 @@ def _leaves_first(selected):
     order = []
     remaining = list(selected)
     while remaining:
-        ids = {m.mount_id for m in remaining}
         leaves = [m for m in remaining if not any(o.parent_id == m.mount_id for o in remaining)]
         if not leaves:  # a cycle cannot happen in a mount tree; be safe anyway
             leaves = remaining
         order.extend(sorted(leaves, key=lambda m: (-m.mount_point.count("/"), -m.mount_id)))
-        remaining = [m for m in remaining if m not in leaves and m.mount_id in ids]
+        remaining = [m for m in remaining if m not in leaves]
     return order
 
 

@@ -85,6 +85,7 @@ echo '# touched by the changelog check' >> "$module"
 if fragment_rule "$scratch/repo" >/dev/null; then
     die "the fragment rule passed a module change without a fragment (scratch clone $scratch/repo): it is broken"
 fi
+mkdir -p "$scratch/repo/changelogs/fragments"
 printf 'trivial:\n  - Changelog check control.\n' > "$scratch/repo/changelogs/fragments/control.yml"
 if ! why=$(fragment_rule "$scratch/repo"); then
     die "the fragment rule refused a module change that has a fragment: $why"

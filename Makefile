@@ -44,10 +44,11 @@ JOBROOT_RUN_ID := $(shell date -u +%Y%m%dT%H%M%S)-$(shell echo $$PPID)
 endif
 export JOBROOT_RUN_ID
 
-TEST_TARGETS := venv collections lint sanity units integration ctest guest molecule bench-quick
+TEST_TARGETS := venv collections lint sanity units integration ctest guest molecule bench-quick changelog build importer install-check ee docs
 
 .PHONY: help test test-targets system venv collections lint sanity units integration ctest \
-        guest molecule bench-quick bench demo clean distclean
+        guest molecule bench-quick bench demo clean distclean \
+        changelog build importer install-check ee docs
 
 help:
 	@sed -n '3,7p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# //'
@@ -103,6 +104,26 @@ bench: guest
 
 demo: guest
 	@$(TIMED) $@ $(REPO)/scripts/demo.sh
+
+# --- release: changelog, artifact, import check, install, EE, docs ------------
+
+changelog: venv
+	@$(TIMED) $@ $(SETUP)/changelog.sh
+
+build: venv
+	@$(TIMED) $@ $(SETUP)/build.sh
+
+importer: build
+	@$(TIMED) $@ $(SETUP)/importer.sh
+
+install-check: build
+	@$(TIMED) $@ $(SETUP)/install-check.sh
+
+ee: venv
+	@$(TIMED) $@ $(SETUP)/ee.sh
+
+docs: collections
+	@$(TIMED) $@ $(SETUP)/docs.sh
 
 # --- cleaning --------------------------------------------------------------------
 

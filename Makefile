@@ -119,7 +119,7 @@ importer: build
 install-check: build
 	@$(TIMED) $@ $(SETUP)/install-check.sh
 
-ee: venv
+ee: build
 	@$(TIMED) $@ $(SETUP)/ee.sh
 
 docs: collections

@@ -38,7 +38,7 @@ options:
     description:
       - Name of a thin pool in O(volume_group). When set, the job LV is a thin LV of the given
         virtual size; the pool should be created with C(--errorwhenfull y) so that a full pool
-        fails writes at once instead of stalling them (role M(hpc.jobroot.jobvol_pool) does so).
+        fails writes at once instead of stalling them (the P(hpc.jobroot.jobvol_pool#role) role does so).
     type: str
   size_mib:
     description:

@@ -53,10 +53,10 @@ fragment_rule() {
     base=$(git -C "$repo" log -1 --format=%H -- "$history")
     [ -n "$base" ] || { echo "no commit changes $history: nothing to compare against"; return 1; }
     code=$(cd "$repo" && changed_since ACDMRTUXB "$base" plugins roles | sort -u)
-    fragments=$(cd "$repo" && changed_since d "$base" changelogs/fragments | grep -E '\.ya?ml$' | sort -u || true)
+    fragments=$(cd "$repo" && changed_since d "$base" changelogs/fragments | { grep -E '\.ya?ml$' || true; } | sort -u)
     if [ -n "$code" ] && [ -z "$fragments" ]; then
         echo "plugins/ or roles/ changed since the last release ($(git -C "$repo" log -1 --format='%h %s' "$base")) but no changelogs/fragments/*.yml was added:"
-        sed 's/^/  /' <<<"$code"
+        awk '{ print "  " $0 }' <<<"$code"
         echo "add changelogs/fragments/<branch>.yml (minor_changes/bugfixes/...; 'trivial:' for a change users cannot see)"
         return 1
     fi

@@ -52,14 +52,14 @@ def sections(text):
 
 
 def local_links(markdown):
-    """Replace [text](relative/path) by text plus the path as a literal."""
+    """Replace [text](relative/path) by the text followed by the path as a literal."""
     def repl(match):
         text, target = match.group(1), match.group(2)
         if re.match(r'[a-z]+:', target) or target.startswith('#'):
             return match.group(0)
         if text.strip('`') == target:
             return '`%s`' % target
-        return '%s (`%s`)' % (text, target)
+        return '%s `%s`' % (text, target)
     return re.sub(r'\[([^\]]+)\]\(([^)\s]+)\)', repl, markdown)
 
 

@@ -50,6 +50,7 @@ fi
 log "sphinx-build: $(grep -c 'WARNING: undefined label' "$docs/sphinx-warnings.log" || true) references outside this collection left as text (offline)"
 page="$docs/html/bind_tree_module.html"
 [ -s "$page" ] || die "sphinx-build wrote no $page"
+grep -q 'hpc.jobroot.bind_tree module' "$page" || die "$page does not have the module's title"
 log "docs rendered: $docs/html ($(find "$docs/html" -name '*.html' | wc -l) pages)"
 
 shot="$docs/bind_tree_module.png"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make importer: galaxy-importer (Galaxy's import checks) on the built
 # artifact, with tests/setup/galaxy-importer.cfg.  Fails on an import error
-# and on any warning or error it logs.
+# and on any warning or error it logs.  Log and importer_result.json go to
+# .build/importer/.
 set -euo pipefail
 # shellcheck source=tests/setup/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -11,11 +12,15 @@ version=$(python -c 'import yaml; print(yaml.safe_load(open("galaxy.yml"))["vers
 artifact="$BUILD_DIR/hpc-jobroot-$version.tar.gz"
 [ -s "$artifact" ] || die "no $artifact (run make build)"
 
-out="$BUILD_DIR/importer.log"
+# It writes importer_result.json into the current directory: keep it there.
+work="$BUILD_DIR/importer"
+rm -rf --one-file-system "$work"
+mkdir -p "$work"
+out="$work/importer.log"
 export GALAXY_IMPORTER_CONFIG="$SETUP_DIR/galaxy-importer.cfg"
-export GALAXY_IMPORTER_TMP_ROOT_DIR="$BUILD_DIR"
+export GALAXY_IMPORTER_TMP_ROOT_DIR="$work"
 rc=0
-python -m galaxy_importer.main "$artifact" > "$out" 2>&1 || rc=$?
+(cd "$work" && python -m galaxy_importer.main "$artifact") > "$out" 2>&1 || rc=$?
 grep -v '^Loading ' "$out" >&2 || true
 [ "$rc" -eq 0 ] || die "galaxy-importer failed on $artifact (rc $rc; log $out)"
 if grep -E '^(WARNING|ERROR)' "$out" >&2; then

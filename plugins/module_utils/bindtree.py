@@ -30,7 +30,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 
-from ansible_collections.hpc.jobroot.plugins.module_utils import mountinfo, mounts, validate
+from ansible_collections.hpc.jobroot.plugins.module_utils import beneath, mountinfo, mounts, validate
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import (
     BusyError, JobrootError, ValidationError)
 
@@ -342,7 +342,7 @@ def apply(root, entries, dirs=(), state_dir="/run/hpc-jobroot/trees", check=Fals
     except (JobrootError, OSError) as exc:
         if check:
             raise
-        _rollback(mounted, made)
+        _rollback(root, mounted, made)
         if isinstance(exc, OSError):
             raise JobrootError("building the tree under %s failed: %s" % (root, exc)) from exc
         raise
@@ -368,11 +368,11 @@ def _create_parents(paths, check, made, result):
             made.append(("dir", p))
 
 
-def _rollback(mounted, made):
+def _rollback(root, mounted, made):
     for path in reversed(mounted):
         try:
-            _unmount_subtree(path, lazy=True)
-        except JobrootError:
+            _unmount_subtree(root, path, lazy=True)
+        except (JobrootError, OSError):
             pass
     for kind, path in reversed(made):
         try:
@@ -414,23 +414,51 @@ def users_of(path):
     return sorted(pids)
 
 
-def _unmount_subtree(path, lazy, include_self=True, result=None):
-    """Unmount every mount at/below *path*, leaves first. Return the busy mount points."""
+#: How often teardown reads mountinfo again after the job's user moved a mount's path.
+PASSES = 8
+
+
+def _unmount_subtree(root, path, lazy, include_self=True, result=None):
+    """Unmount every mount at/below *path* (at or below *root*), leaves first.
+
+    Each unmount is resolved from *root* by descriptor (beneath.Root), so a
+    directory the job's user swaps for a symlink cannot redirect it to the
+    host. A mount whose path moved is retried after mountinfo is read
+    again, up to :data:`PASSES` times. Returns the mount points that stayed
+    (busy ones, when not *lazy*, and ones that kept moving).
+    """
     busy = []
-    for m in _leaves_first(mountinfo.under(mountinfo.read(), path, include_self)):
-        try:
-            gone = mounts.umount(m.mount_point)
-        except BusyError:
-            if not lazy:
-                busy.append(m.mount_point)
-                continue
-            gone = mounts.umount(m.mount_point, lazy=True)
-            if result is not None and gone:
-                result.actions.append("lazy unmount %s (busy)" % m.mount_point)
-            continue
-        if result is not None and gone:
-            result.actions.append("unmount %s" % m.mount_point)
-    return busy
+    with beneath.Root(root) as handle:
+        for _ in range(PASSES):
+            table = mountinfo.read()
+            handle.refresh(table)
+            moved = False
+            for m in _leaves_first(mountinfo.under(table, path, include_self)):
+                if m.mount_point in busy:
+                    continue
+                try:
+                    gone = handle.umount(m)
+                except beneath.MovedError:
+                    moved = True
+                    continue
+                except BusyError:
+                    if not lazy:
+                        busy.append(m.mount_point)
+                        continue
+                    try:
+                        gone = handle.umount(m, lazy=True)
+                    except beneath.MovedError:
+                        moved = True
+                        continue
+                    if result is not None and gone:
+                        result.actions.append("lazy unmount %s (busy)" % m.mount_point)
+                    continue
+                if result is not None and gone:
+                    result.actions.append("unmount %s" % m.mount_point)
+            if not moved:
+                break
+        left = [m.mount_point for m in mountinfo.under(mountinfo.read(), path, include_self)]
+    return busy + [p for p in left if p not in busy]
 
 
 def teardown(root, state_dir="/run/hpc-jobroot/trees", lazy=False, check=False, keep_made=False):
@@ -455,43 +483,57 @@ def teardown(root, state_dir="/run/hpc-jobroot/trees", lazy=False, check=False, 
     if check:
         result.actions += ["unmount %s" % m.mount_point for m in _leaves_first(table)]
     else:
-        busy = _unmount_subtree(root, lazy, include_self=False, result=result)
-        left = mountinfo.under(mountinfo.read(), root, include_self=False)
-        if busy or left:
-            pids = sorted({p for b in busy or [m.mount_point for m in left] for p in users_of(b)})
-            raise BusyError("cannot unmount %s under %s: in use by PIDs %s. Nothing was deleted; "
-                            "end those processes or use lazy unmount" % (
-                                ", ".join(busy or [m.mount_point for m in left]), root,
-                                ", ".join(map(str, pids)) or "unknown"))
+        left = _unmount_subtree(root, root, lazy, include_self=False, result=result)
+        if left:
+            pids = sorted({p for b in left for p in users_of(b)})
+            raise BusyError("cannot unmount %s under %s: in use by PIDs %s, or moved by the "
+                            "job while it was unmounted. Nothing was deleted; end those "
+                            "processes or use lazy unmount" % (
+                                ", ".join(left), root, ", ".join(map(str, pids)) or "unknown"))
     manifest = _load_manifest(state_dir, root)
     kept = {"root": root, "dirs": [], "files": []}
     if keep_made:
         manifest = dict(kept)
-    for path in sorted(manifest["files"], key=lambda p: -p.count("/")):
-        if os.path.lexists(path) and not _removable_file(path):
-            kept["files"].append(path)
-            continue
-        if os.path.lexists(path):
+    # Resolved from the root by descriptor too: a created directory's parent
+    # may be the user's (a home bound below it), renamed to a symlink.
+    with beneath.Root(root) as handle:
+        for path in sorted(manifest["files"], key=lambda p: -p.count("/")):
+            st = _lstat(handle, path)
+            if st is None:
+                continue
+            if st is False or not _removable_file(st):
+                kept["files"].append(path)
+                continue
             result.actions.append("remove %s" % path)
             if not check:
-                os.unlink(path)
-    for path in sorted(manifest["dirs"], key=lambda p: -p.count("/")):
-        if not os.path.lexists(path):
-            continue
-        if not check:
-            try:
-                os.rmdir(path)
-            except OSError:
-                kept["dirs"].append(path)   # not empty: something real lives there
+                handle.unlink(path)
+        for path in sorted(manifest["dirs"], key=lambda p: -p.count("/")):
+            st = _lstat(handle, path)
+            if st is None:
                 continue
-        result.actions.append("rmdir %s" % path)
+            if not check:
+                try:
+                    handle.rmdir(path)
+                except (OSError, JobrootError):
+                    kept["dirs"].append(path)   # not empty, or moved: leave it
+                    continue
+            result.actions.append("rmdir %s" % path)
     if not check:
         _save_manifest(state_dir, root, kept)
     return result
 
 
-def _removable_file(path):
-    st = os.lstat(path)
+def _lstat(handle, path):
+    """lstat *path* through *handle*: the stat, None if gone, False if it moved away."""
+    try:
+        return handle.lstat(path)
+    except FileNotFoundError:
+        return None
+    except beneath.MovedError:
+        return False if os.path.lexists(path) else None
+
+
+def _removable_file(st):
     return stat.S_ISLNK(st.st_mode) or (stat.S_ISREG(st.st_mode) and st.st_size == 0)
 
 

@@ -124,10 +124,10 @@ def spec(entry):
     return Spec(target, kind, source, options, propagation, data)
 
 
-def _check_root(root):
-    validate.abs_path(root, "root")
-    if root == "/":
-        raise ValidationError("root must not be /")
+def _check_root(root, state_dir):
+    """Validate *root* and *state_dir* before anything is read or written (issue 11, item 8)."""
+    validate.managed_path(root, "root")
+    validate.managed_path(state_dir, "state_dir")
     try:
         st = os.lstat(root)
     except FileNotFoundError:
@@ -265,7 +265,7 @@ def apply(root, entries, dirs=(), state_dir="/run/hpc-jobroot/trees", check=Fals
     JobrootError/MountError on failure, after undoing whatever this call
     mounted or created, so nothing is left half-done.
     """
-    _check_root(root)
+    _check_root(root, state_dir)
     specs = [spec(e) for e in entries]
     wanted_dirs = []
     for d in dirs:
@@ -477,7 +477,7 @@ def teardown(root, state_dir="/run/hpc-jobroot/trees", lazy=False, check=False, 
     is dropped: for a root on a job volume that is removed next, removing
     them one by one would be wasted work.
     """
-    _check_root(root)
+    _check_root(root, state_dir)
     result = Result()
     table = mountinfo.under(mountinfo.read(), root, include_self=False)
     if check:

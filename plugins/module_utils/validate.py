@@ -175,6 +175,30 @@ def under(path, base, field="path"):
     return path
 
 
+#: System directories that are never a job root, root base, mount point or state
+#: directory, nor is anything above them; and any top-level ``/lib*``.
+SYSTEM_DIRS = ("/etc", "/usr", "/bin", "/sbin", "/boot", "/dev", "/proc", "/sys", "/run",
+               "/var", "/home", "/root", "/tmp")
+
+
+def managed_path(value, field="path"):
+    """Return *value* if it may be a managed prefix (a root, root base, mount point, state dir).
+
+    *value* must be a clean absolute path (:func:`abs_path`, so relative
+    paths are refused) and not ``/``, a directory of :data:`SYSTEM_DIRS`, a
+    top-level ``/lib*`` directory, or anything above one of them. Paths
+    *below* them are fine (``/var/lib/hpc-jobroot/roots``,
+    ``/run/hpc-jobroot``). Raises ValidationError naming *field*: a careless
+    ``root_base: /var`` must not make the epilogue work on ``/var``.
+    """
+    abs_path(value, field)
+    top = value.split("/")[1] if value != "/" else ""
+    if value == "/" or value in SYSTEM_DIRS or (value.count("/") == 1 and top.startswith("lib")):
+        raise ValidationError("%s %r is / or a system directory (%s, /lib*): refusing to manage it"
+                              % (field, value, ", ".join(SYSTEM_DIRS)))
+    return value
+
+
 def volume_group(value):
     """Return *value* if it is a valid LVM volume group name, else raise ValidationError.
 

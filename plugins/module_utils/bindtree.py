@@ -30,7 +30,8 @@ import os
 import stat
 from dataclasses import dataclass, field
 
-from ansible_collections.hpc.jobroot.plugins.module_utils import beneath, mountinfo, mounts, validate
+from ansible_collections.hpc.jobroot.plugins.module_utils import (
+    atomic, beneath, mountinfo, mounts, validate)
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import (
     BusyError, JobrootError, ValidationError)
 
@@ -188,10 +189,7 @@ def _save_manifest(state_dir, root, data):
         if os.path.exists(path):
             os.unlink(path)
         return
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle)
-    os.replace(tmp, path)
+    atomic.write(path, json.dumps(data), 0o600)
 
 
 def _expected_propagation(table, wanted, source):

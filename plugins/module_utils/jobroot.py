@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 
 from ansible_collections.hpc.jobroot.plugins.module_utils import (
-    bindtree, chroot, lock, lvm, procs, validate)
+    atomic, bindtree, chroot, lock, lvm, procs, validate)
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import (
     JobrootError, RefusedError, ValidationError)
 
@@ -58,7 +59,7 @@ def _trees(cfg):
 
 def _save_state(cfg, key, state):
     os.makedirs(os.path.join(cfg.run_dir, "jobs"), mode=0o755, exist_ok=True)
-    chroot.write_atomic(_state_path(cfg, key), json.dumps(state, sort_keys=True) + "\n", 0o600)
+    atomic.write(_state_path(cfg, key), json.dumps(state, sort_keys=True) + "\n", 0o600)
 
 
 def load_state(cfg, key):
@@ -160,7 +161,7 @@ def prologue(cfg, job_id, user, os_name=None, batch_system="slurm", log=_silent)
             name, tree = chroot.select(os_name, entries, cfg.default_os, cfg.fallback_to_default)
         except (RefusedError, ValidationError) as exc:
             reason = "job %s refused: %s" % (job_id, exc)
-            chroot.write_atomic(_refusal_path(cfg, key), reason + "\n")
+            atomic.write(_refusal_path(cfg, key), reason + "\n")
             _save_state(cfg, key, {"job_id": job_id, "user": user, "phase": "refused",
                                    "batch_system": batch_system, "reason": reason})
             log(reason)
@@ -277,7 +278,7 @@ def known_jobs(cfg):
             for suffix in suffixes:
                 if suffix and name.endswith(suffix):
                     keys.add(name[:-len(suffix)])
-                elif not suffix and ".tmp." not in name:
+                elif not suffix and not atomic.is_temp(name):
                     keys.add(name)
     valid = set()
     for key in keys:
@@ -294,7 +295,10 @@ def gc(cfg, alive=None, log=_silent):
 
     *alive*: a callable taking a job id and returning True while the batch
     system still runs it; None means "nothing runs" (at boot). A job whose
-    lock is held (its prologue or epilogue is running) is skipped.
+    lock is held (its prologue or epilogue is running) is skipped. Then the
+    temp files of interrupted atomic writes whose writer is gone are removed
+    (:func:`sweep_temps`); if there were any, the report lists them under
+    the key ``temp files``.
     """
     report = {}
     for key in sorted(known_jobs(cfg)):
@@ -312,7 +316,44 @@ def gc(cfg, alive=None, log=_silent):
             report[key] = "error: %s" % exc
         finally:
             job_lock.release()
+    temps = sweep_temps(cfg)
+    if temps:
+        report["temp files"] = ["remove %s" % path for path in temps]
     return report
+
+
+def _is_key(name, suffixes=("",)):
+    for suffix in suffixes:
+        if name.endswith(suffix):
+            try:
+                validate.job_key(name[:len(name) - len(suffix)])
+                return True
+            except ValidationError:
+                pass
+    return False
+
+
+def sweep_temps(cfg):
+    """Remove the temp files of atomic writes whose writer died; return their paths.
+
+    Only names this code writes are touched: ``<key>.json``, ``.root`` and
+    ``.refused`` in ``<run_dir>/jobs``, pins, bind-tree manifests
+    (``<24 hex>.json`` in ``<run_dir>/trees``) and Torque records
+    (``<job id>.root`` in ``<pbs_home>/mom_priv/jobs``), each followed by
+    ``.tmp.<PID>`` of a process that no longer exists (atomic.sweep).
+    """
+    trees = re.compile(r"\A[0-9a-f]{24}\.json\Z")
+    folders = (
+        (os.path.join(cfg.run_dir, "jobs"), lambda n: _is_key(n, (".json", ".root", ".refused"))),
+        (os.path.join(cfg.run_dir, "pins"), _is_key),
+        (_trees(cfg), lambda n: trees.match(n) is not None),
+        (os.path.join(cfg.pbs_home, "mom_priv", "jobs"),
+         lambda n: n.endswith(".root") and _is_key(n[:-len(".root")])),
+    )
+    removed = []
+    for folder, owns in folders:
+        removed += atomic.sweep(folder, owns)
+    return removed
 
 
 def status(cfg):

@@ -231,3 +231,48 @@ class Root:
             os.unlink(name, dir_fd=fd)
         finally:
             os.close(fd)
+
+    def purge(self):
+        """Remove everything inside the root (not the root itself), on the root's own mount only.
+
+        For a root that is a plain directory (directory mode), once every
+        mount below it is gone: what the job left in ``tmp`` and ``var/tmp``
+        and the mount points that were made. Every directory is opened by
+        descriptor with O_NOFOLLOW from its parent and must be on the root's
+        own mount (mount ID), so nothing is deleted through a mount or a
+        symlink; iterative, so a deep tree cannot exhaust the stack. Returns
+        the number of entries removed. Raises JobrootError if a mount is
+        still there.
+        """
+        own = mount_id(self.fd)
+        top = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=self.fd)
+        stack = [(top, None, os.scandir(top))]  # (dir fd, name in parent, its listing)
+        removed = 0
+        try:
+            while stack:
+                fd, name, listing = stack[-1]
+                entry = next(listing, None)
+                if entry is None:  # done with this directory: remove it from its parent
+                    stack.pop()
+                    listing.close()
+                    os.close(fd)
+                    if name is not None:
+                        os.rmdir(name, dir_fd=stack[-1][0])
+                        removed += 1
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    sub = os.open(entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+                                  | os.O_CLOEXEC, dir_fd=fd)
+                    if mount_id(sub) != own:
+                        os.close(sub)
+                        raise JobrootError("%s/%s is a mount: refusing to remove through it"
+                                           % (self.root, entry.name))
+                    stack.append((sub, entry.name, os.scandir(sub)))
+                else:
+                    os.unlink(entry.name, dir_fd=fd)
+                    removed += 1
+        finally:
+            for level in stack:
+                level[2].close()
+                os.close(level[0])
+        return removed

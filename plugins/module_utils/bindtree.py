@@ -92,10 +92,10 @@ def spec(entry):
     kind = entry.get("type") or "bind"
     if kind not in TYPES:
         raise ValidationError("mount type %r is not one of %s" % (kind, ", ".join(TYPES)))
-    target = validate.rel_path(entry.get("target"), "mount target")
+    target = validate.rel_path(entry.get("target"), "mount target", spaces=True)
     source = entry.get("source") or ""
     if kind in BIND_TYPES:
-        source = validate.abs_path(source, "bind source of %s" % target)
+        source = validate.abs_path(source, "bind source of %s" % target, spaces=True)
         if not os.path.exists(source):
             raise ValidationError("bind source %s of %s does not exist" % (source, target))
     elif kind == "symlink":

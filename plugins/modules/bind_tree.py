@@ -44,6 +44,8 @@ options:
       target:
         description:
           - Mount point relative to O(root), for example V(usr) or V(etc/passwd).
+          - ASCII letters, digits, C(._/+@:=-) and spaces inside a component (a home such as
+            V(home/Alice Smith)); the same holds for a bind's O(mounts[].source).
           - No component below O(root) may be a symlink (a tree cannot redirect a mount
             onto the host). Missing components are created, owned by root, mode 0755.
         type: str

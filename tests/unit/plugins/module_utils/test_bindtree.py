@@ -29,3 +29,17 @@ def test_bad_state_dir_writes_nothing(tmp_path, monkeypatch, state_dir):
 def test_system_roots_refused(tmp_path, root):
     with pytest.raises(ValidationError):
         bindtree.teardown(root, str(tmp_path / "state"))
+
+
+# Issue 11, item 7: a home whose path holds a space is bound like any other.
+def test_home_with_a_space_is_a_valid_bind(tmp_path):
+    home = tmp_path / "home dir" / "Alice Smith"
+    home.mkdir(parents=True)
+    entry = bindtree.spec({"target": str(home).lstrip("/"), "type": "rbind", "source": str(home)})
+    assert entry.source == str(home) and entry.target == str(home).lstrip("/")
+
+
+@pytest.mark.parametrize("target", [" lead", "trail /x", "a/ b", "x,y", "tab\there"])
+def test_odd_spacing_and_other_characters_still_refused(target):
+    with pytest.raises(ValidationError):
+        bindtree.spec({"target": target, "type": "tmpfs"})

@@ -17,6 +17,7 @@ if [ -z "$root" ]; then
   root=$(cd ../../../../../../.. && pwd)  # run from .build/ansible_collections/hpc/jobroot
 fi
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
-for test in race.py; do
+export COLLECTION="$root/ansible_collections/hpc/jobroot"
+for test in race.py hook.py; do
   time python "$test"
 done

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import stat
 import time
@@ -280,9 +281,15 @@ def _teardown(cfg, key, job_id, batch_system, log):
             step("remove %s record" % system, chroot.remove_file,
                  chroot.record_path(system, job_id, cfg.run_dir, cfg.pbs_home))
     step("remove refusal", chroot.remove_file, _refusal_path(cfg, key))
-    ended = procs.end_in_root(root) if os.path.isdir(root) else []
-    if ended:
-        actions.append("ended PIDs %s" % ", ".join(map(str, ended)))
+    if os.path.isdir(root) and not os.path.islink(root):
+        ended, spared = procs.end_in_root(root, _owner_uid(cfg, key), procs.job_devices(root))
+        if ended:
+            actions.append("ended PIDs %s" % ", ".join(map(str, ended)))
+        if spared:
+            # Root's or another user's: never signalled, reported. If they keep
+            # the volume busy, the teardown below fails and gc retries.
+            actions.append("left alone PIDs %s (not the job user's)" % ", ".join(
+                "%d (uid %s, %s)" % (pid, uid, why) for pid, (uid, why) in sorted(spared.items())))
     if os.path.isdir(root) and not os.path.islink(root):
         try:
             actions += bindtree.teardown(root, _trees(cfg), lazy=True, keep_made=True).actions
@@ -312,6 +319,14 @@ def _teardown(cfg, key, job_id, batch_system, log):
 def _purge(root):
     with beneath.Root(root) as handle:
         return handle.purge()
+
+
+def _owner_uid(cfg, key):
+    """The uid of the job's user from its saved state, or None (then nothing is signalled)."""
+    try:
+        return pwd.getpwnam(validate.user_name((load_state(cfg, key) or {}).get("user"))).pw_uid
+    except (KeyError, ValidationError):
+        return None
 
 
 def known_jobs(cfg):

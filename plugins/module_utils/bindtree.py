@@ -427,7 +427,7 @@ def _unmount_subtree(root, path, lazy, include_self=True, result=None):
     """
     busy = []
     with beneath.Root(root) as handle:
-        for _ in range(PASSES):
+        for _attempt in range(PASSES):
             table = mountinfo.read()
             handle.refresh(table)
             moved = False

@@ -88,12 +88,12 @@ def main():
         victim_id = mountinfo.top_at(mountinfo.read(), victim).mount_id
         mounts.bind(root, root)
         inner = os.path.join(root, "home", "alice")
-        proc = multiprocessing.Process(target=attacker, args=(inner, os.path.dirname(victim),
-                                                                run, idle, stop))
+        proc = multiprocessing.Process(
+            target=attacker, args=(inner, os.path.dirname(victim), run, idle, stop))
         proc.start()
         entries = [{"target": "home/alice", "type": "rbind", "source": home}]
         started = time.monotonic()
-        for _ in range(ITERATIONS):
+        for _run in range(ITERATIONS):
             bindtree.apply(root, entries, state_dir=state)
             mounts.mount("tmpfs", os.path.join(inner, "x", "sub"), "tmpfs", 0, "size=1m")
             idle.clear()

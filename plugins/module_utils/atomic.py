@@ -16,6 +16,8 @@ import os
 import re
 import stat
 
+from ansible_collections.hpc.jobroot.plugins.module_utils import faults
+
 _TEMP = re.compile(r"\A(?P<name>.+)\.tmp\.(?P<pid>[1-9][0-9]{0,9})\Z")
 
 
@@ -33,6 +35,7 @@ def write(path, text, mode=0o644):
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        faults.point("atomic-temp")
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:

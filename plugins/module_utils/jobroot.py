@@ -34,7 +34,7 @@ import stat
 import time
 
 from ansible_collections.hpc.jobroot.plugins.module_utils import (
-    atomic, beneath, bindtree, chroot, lock, lvm, procs, validate)
+    atomic, beneath, bindtree, chroot, faults, lock, lvm, procs, validate)
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import (
     JobrootError, RefusedError, ValidationError)
 
@@ -159,10 +159,12 @@ def prologue(cfg, job_id, user, os_name=None, batch_system="slurm", log=_silent)
     """
     key = validate.job_key(job_id)
     owner = validate.real_user(user)
+    faults.check()
     root = os.path.join(cfg.root_base, key)
     with lock.job_lock(cfg.run_dir, key):
         _save_state(cfg, key, {"job_id": job_id, "user": user, "phase": "setup",
                                "batch_system": batch_system, "started": int(time.time())})
+        faults.point("prologue-state")
 
         def refuse(why):
             reason = "job %s refused: %s" % (job_id, why)
@@ -200,6 +202,7 @@ def prologue(cfg, job_id, user, os_name=None, batch_system="slurm", log=_silent)
                         "for it are refused, other OS names are still served" % (name, tree, exc))
                     return refuse("OS %s is broken on this node: %s" % (name, exc))
                 chroot.pin(cfg.run_dir, key, real_tree)
+                faults.point("prologue-pin")
                 os.makedirs(cfg.root_base, mode=0o755, exist_ok=True)
                 bindtree.make_private_base(cfg.root_base)
             if cfg.volume_group:
@@ -211,10 +214,13 @@ def prologue(cfg, job_id, user, os_name=None, batch_system="slurm", log=_silent)
                 lv, size = None, None
                 _make_dir_root(root)
             os.chmod(root, 0o755)
+            faults.point("prologue-volume")
             bindtree.apply(root, job_mounts(cfg, real_tree, owner), JOB_DIRS, _trees(cfg))
+            faults.point("prologue-bind-tree")
             record = chroot.record_path(batch_system, job_id, cfg.run_dir, cfg.pbs_home)
             if record:
                 chroot.write_record(record, root)
+            faults.point("prologue-record")
         except BaseException as exc:
             log("job %s: setup failed (%s), undoing it" % (job_id, exc))
             try:
@@ -225,6 +231,7 @@ def prologue(cfg, job_id, user, os_name=None, batch_system="slurm", log=_silent)
         result = {"job_id": job_id, "root": root, "os": name, "tree": real_tree, "lv": lv,
                   "size_bytes": size, "record": record}
         _save_state(cfg, key, dict(result, user=user, phase="ready", batch_system=batch_system))
+        faults.point("prologue-ready")
         log("job %s: root %s ready (os %s, %s)" % (
             job_id, root, name, "directory mode, no size limit" if lv is None else
             "%d MiB on %s/%s" % (size >> 20, cfg.volume_group, lv)))
@@ -257,6 +264,7 @@ def epilogue(cfg, job_id, batch_system="slurm", log=_silent):
     later epilogue or gc retries the rest.
     """
     key = validate.job_key(job_id)
+    faults.check()
     with lock.job_lock(cfg.run_dir, key):
         return _teardown(cfg, key, job_id, batch_system, log)
 
@@ -281,6 +289,7 @@ def _teardown(cfg, key, job_id, batch_system, log):
             step("remove %s record" % system, chroot.remove_file,
                  chroot.record_path(system, job_id, cfg.run_dir, cfg.pbs_home))
     step("remove refusal", chroot.remove_file, _refusal_path(cfg, key))
+    faults.point("epilogue-record")
     if os.path.isdir(root) and not os.path.islink(root):
         ended, spared = procs.end_in_root(root, _owner_uid(cfg, key), procs.job_devices(root))
         if ended:
@@ -290,11 +299,13 @@ def _teardown(cfg, key, job_id, batch_system, log):
             # the volume busy, the teardown below fails and gc retries.
             actions.append("left alone PIDs %s (not the job user's)" % ", ".join(
                 "%d (uid %s, %s)" % (pid, uid, why) for pid, (uid, why) in sorted(spared.items())))
+    faults.point("epilogue-processes")
     if os.path.isdir(root) and not os.path.islink(root):
         try:
             actions += bindtree.teardown(root, _trees(cfg), lazy=True, keep_made=True).actions
         except (JobrootError, OSError) as exc:
             errors.append("unmount the bind tree: %s" % exc)
+    faults.point("epilogue-unmount")
     if cfg.volume_group:
         step("remove volume", lvm.remove, cfg.volume_group, lvm.lv_name_for(key), root, lazy=True)
     elif os.path.isdir(root) and not os.path.islink(root) and not errors:
@@ -303,8 +314,10 @@ def _teardown(cfg, key, job_id, batch_system, log):
         # through a mount (beneath.Root.purge), then the root itself.
         step("empty %s" % root, _purge, root)
         step("rmdir %s" % root, os.rmdir, root)
+    faults.point("epilogue-volume")
     if not errors:
         step("unpin", chroot.remove_file, chroot.pin_path(cfg.run_dir, key))
+        faults.point("epilogue-unpin")
         step("forget state", chroot.remove_file, _state_path(cfg, key))
     if actions:
         unmounts = [a for a in actions if a.startswith(("unmount /", "lazy unmount"))]
@@ -372,6 +385,7 @@ def gc(cfg, alive=None, log=_silent):
     (:func:`sweep_temps`); if there were any, the report lists them under
     the key ``temp files``.
     """
+    faults.check()
     report = {}
     for key in sorted(known_jobs(cfg)):
         state = load_state(cfg, key) or {}

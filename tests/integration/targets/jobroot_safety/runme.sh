@@ -18,6 +18,6 @@ if [ -z "$root" ]; then
 fi
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
 export COLLECTION="$root/ansible_collections/hpc/jobroot"
-for test in race.py hook.py holders.py; do
+for test in race.py hook.py holders.py kill_steps.py; do
   time python "$test"
 done

@@ -8,7 +8,8 @@ import subprocess
 
 import pytest
 
-from ansible_collections.hpc.jobroot.plugins.module_utils import atomic, config, jobroot
+from ansible_collections.hpc.jobroot.plugins.module_utils import atomic, config, faults, jobroot
+from ansible_collections.hpc.jobroot.plugins.module_utils.errors import ValidationError
 
 
 def dead_pid():
@@ -51,3 +52,17 @@ def test_write_names_the_temp_file_with_the_pid(tmp_path, monkeypatch):
     atomic.write(str(tmp_path / "state.json"), "{}\n")
     assert seen == [str(tmp_path / "state.json") + ".tmp.%d" % os.getpid()]
     assert atomic.is_temp(os.path.basename(seen[0]))
+
+
+# Issue 11, item 9: the fault-injection switch is refused outside tests.
+@pytest.mark.parametrize("env", [{"HPC_JOBROOT_KILL_AT": "prologue-volume"},
+                                 {"HPC_JOBROOT_KILL_AT": "prologue-volume", "HPC_JOBROOT_TEST": "yes"},
+                                 {"HPC_JOBROOT_KILL_AT": "no-such-step", "HPC_JOBROOT_TEST": "1"}])
+def test_kill_switch_refused_outside_tests(env):
+    with pytest.raises(ValidationError):
+        faults.check(env)
+
+
+def test_kill_switch_accepted_in_tests():
+    faults.check({"HPC_JOBROOT_KILL_AT": "epilogue-unmount", "HPC_JOBROOT_TEST": "1"})
+    faults.check({})

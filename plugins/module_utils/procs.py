@@ -20,6 +20,7 @@ signalled: the job's user cannot make the epilogue kill them.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import time
@@ -46,6 +47,32 @@ def job_devices(root, table=None):
     return devices
 
 
+AT_STATX_DONT_SYNC = 0x4000
+_STATX_SIZE = 256       # struct statx (linux/stat.h)
+_STATX_DEV = 136        # offset of stx_dev_major, then stx_dev_minor (u32 each)
+_libc = []
+
+
+def device_of(path):
+    """Return the ``st_dev`` of what *path* (a /proc/PID/... link) leads to, or None.
+
+    statx(2) with AT_STATX_DONT_SYNC: the answer comes from the kernel's
+    cache, so a hung NFS server or a stopped FUSE daemon (the job's user
+    can stop its own) cannot make the epilogue wait. glibc 2.28 (EL8).
+    """
+    if not _libc:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.statx.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint,
+                               ctypes.c_void_p)
+        _libc.append(libc)
+    buf = ctypes.create_string_buffer(_STATX_SIZE)
+    if _libc[0].statx(-100, os.fsencode(path), AT_STATX_DONT_SYNC, 0, buf) != 0:  # AT_FDCWD
+        return None
+    major = ctypes.c_uint32.from_buffer(buf, _STATX_DEV).value
+    minor = ctypes.c_uint32.from_buffer(buf, _STATX_DEV + 4).value
+    return os.makedev(major, minor)
+
+
 def _below(target, root):
     return target == root or target.startswith(root.rstrip("/") + "/")
 
@@ -61,7 +88,7 @@ def _holds(pid, root, devices):
     for link in links:
         path = "%s/%s" % (folder, link)
         try:
-            if _below(os.readlink(path), root) or os.stat(path).st_dev in devices:
+            if _below(os.readlink(path), root) or device_of(path) in devices:
                 return link.replace("/", " ")
         except OSError:
             continue

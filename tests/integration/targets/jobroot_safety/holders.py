@@ -14,6 +14,11 @@ is the job's own device) and, around it, real processes:
 The epilogue must end the job user's five and leave root's and nobody's
 alive, reporting their PIDs; the teardown completes (a spared process does
 not keep a directory root busy) and gc has nothing left.
+
+A directory root has no device of its own, so finding a holder by device
+alone is shown on a tmpfs standing in for the job volume: a process of the
+job's user in a mount namespace of its own, whose cwd is a bind of that
+volume (its path names no place below the root), is ended too.
 """
 
 import json
@@ -24,7 +29,8 @@ import sys
 import tempfile
 import time
 
-from ansible_collections.hpc.jobroot.plugins.module_utils import config, jobroot, mountinfo, mounts
+from ansible_collections.hpc.jobroot.plugins.module_utils import (
+    config, jobroot, mountinfo, mounts, procs as holders)
 
 USER = "jrhold%d" % os.getpid()
 
@@ -69,6 +75,24 @@ def main():
             json.dump({"root_base": base + "/roots", "run_dir": base + "/run",
                        "allow_list": cfg_dir + "/chroots.conf", "home": "none"}, handle)
         cfg = config.load(cfg_dir)
+
+        volume, elsewhere = os.path.join(base, "volume"), os.path.join(base, "elsewhere")
+        os.makedirs(volume)
+        os.makedirs(elsewhere)
+        mounts.mount("tmpfs", volume, "tmpfs", 0, "size=1m,mode=1777")
+        procs["namespace"] = start([
+            "unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+            'mount --bind "$0" "$1" && cd "$1" && exec chroot --userspec="$2:$2" --skip-chdir '
+            '/ /bin/sh -c "echo ready; exec sleep 60"', volume, elsewhere, USER])
+        wait_ready(procs["namespace"])
+        uid = int(subprocess.run(["id", "-u", USER], capture_output=True, text=True,
+                                 check=True).stdout)
+        ended, spared = holders.end_in_root(volume, uid, holders.job_devices(volume))
+        procs["namespace"].wait(5)
+        check(ended == [procs["namespace"].pid] and not spared,
+              "a holder found only by device (own mount namespace) is ended")
+        mounts.umount(volume)
+
         result = jobroot.prologue(cfg, "4801", USER)
         root = result["root"]
         inside = start(["chroot", "--userspec=%s:%s" % (USER, USER), root, "/bin/sh", "-c",

@@ -30,7 +30,8 @@ import os
 import stat
 from dataclasses import dataclass, field
 
-from ansible_collections.hpc.jobroot.plugins.module_utils import mountinfo, mounts, validate
+from ansible_collections.hpc.jobroot.plugins.module_utils import (
+    atomic, beneath, mountinfo, mounts, validate)
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import (
     BusyError, JobrootError, ValidationError)
 
@@ -91,10 +92,10 @@ def spec(entry):
     kind = entry.get("type") or "bind"
     if kind not in TYPES:
         raise ValidationError("mount type %r is not one of %s" % (kind, ", ".join(TYPES)))
-    target = validate.rel_path(entry.get("target"), "mount target")
+    target = validate.rel_path(entry.get("target"), "mount target", spaces=True)
     source = entry.get("source") or ""
     if kind in BIND_TYPES:
-        source = validate.abs_path(source, "bind source of %s" % target)
+        source = validate.abs_path(source, "bind source of %s" % target, spaces=True)
         if not os.path.exists(source):
             raise ValidationError("bind source %s of %s does not exist" % (source, target))
     elif kind == "symlink":
@@ -124,10 +125,10 @@ def spec(entry):
     return Spec(target, kind, source, options, propagation, data)
 
 
-def _check_root(root):
-    validate.abs_path(root, "root")
-    if root == "/":
-        raise ValidationError("root must not be /")
+def _check_root(root, state_dir):
+    """Validate *root* and *state_dir* before anything is read or written (issue 11, item 8)."""
+    validate.managed_path(root, "root")
+    validate.managed_path(state_dir, "state_dir")
     try:
         st = os.lstat(root)
     except FileNotFoundError:
@@ -188,10 +189,7 @@ def _save_manifest(state_dir, root, data):
         if os.path.exists(path):
             os.unlink(path)
         return
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle)
-    os.replace(tmp, path)
+    atomic.write(path, json.dumps(data), 0o600)
 
 
 def _expected_propagation(table, wanted, source):
@@ -265,7 +263,7 @@ def apply(root, entries, dirs=(), state_dir="/run/hpc-jobroot/trees", check=Fals
     JobrootError/MountError on failure, after undoing whatever this call
     mounted or created, so nothing is left half-done.
     """
-    _check_root(root)
+    _check_root(root, state_dir)
     specs = [spec(e) for e in entries]
     wanted_dirs = []
     for d in dirs:
@@ -342,7 +340,7 @@ def apply(root, entries, dirs=(), state_dir="/run/hpc-jobroot/trees", check=Fals
     except (JobrootError, OSError) as exc:
         if check:
             raise
-        _rollback(mounted, made)
+        _rollback(root, mounted, made)
         if isinstance(exc, OSError):
             raise JobrootError("building the tree under %s failed: %s" % (root, exc)) from exc
         raise
@@ -368,11 +366,11 @@ def _create_parents(paths, check, made, result):
             made.append(("dir", p))
 
 
-def _rollback(mounted, made):
+def _rollback(root, mounted, made):
     for path in reversed(mounted):
         try:
-            _unmount_subtree(path, lazy=True)
-        except JobrootError:
+            _unmount_subtree(root, path, lazy=True)
+        except (JobrootError, OSError):
             pass
     for kind, path in reversed(made):
         try:
@@ -414,23 +412,51 @@ def users_of(path):
     return sorted(pids)
 
 
-def _unmount_subtree(path, lazy, include_self=True, result=None):
-    """Unmount every mount at/below *path*, leaves first. Return the busy mount points."""
+#: How often teardown reads mountinfo again after the job's user moved a mount's path.
+PASSES = 8
+
+
+def _unmount_subtree(root, path, lazy, include_self=True, result=None):
+    """Unmount every mount at/below *path* (at or below *root*), leaves first.
+
+    Each unmount is resolved from *root* by descriptor (beneath.Root), so a
+    directory the job's user swaps for a symlink cannot redirect it to the
+    host. A mount whose path moved is retried after mountinfo is read
+    again, up to :data:`PASSES` times. Returns the mount points that stayed
+    (busy ones, when not *lazy*, and ones that kept moving).
+    """
     busy = []
-    for m in _leaves_first(mountinfo.under(mountinfo.read(), path, include_self)):
-        try:
-            gone = mounts.umount(m.mount_point)
-        except BusyError:
-            if not lazy:
-                busy.append(m.mount_point)
-                continue
-            gone = mounts.umount(m.mount_point, lazy=True)
-            if result is not None and gone:
-                result.actions.append("lazy unmount %s (busy)" % m.mount_point)
-            continue
-        if result is not None and gone:
-            result.actions.append("unmount %s" % m.mount_point)
-    return busy
+    with beneath.Root(root) as handle:
+        for _attempt in range(PASSES):
+            table = mountinfo.read()
+            handle.refresh(table)
+            moved = False
+            for m in _leaves_first(mountinfo.under(table, path, include_self)):
+                if m.mount_point in busy:
+                    continue
+                try:
+                    gone = handle.umount(m)
+                except beneath.MovedError:
+                    moved = True
+                    continue
+                except BusyError:
+                    if not lazy:
+                        busy.append(m.mount_point)
+                        continue
+                    try:
+                        gone = handle.umount(m, lazy=True)
+                    except beneath.MovedError:
+                        moved = True
+                        continue
+                    if result is not None and gone:
+                        result.actions.append("lazy unmount %s (busy)" % m.mount_point)
+                    continue
+                if result is not None and gone:
+                    result.actions.append("unmount %s" % m.mount_point)
+            if not moved:
+                break
+        left = [m.mount_point for m in mountinfo.under(mountinfo.read(), path, include_self)]
+    return busy + [p for p in left if p not in busy]
 
 
 def teardown(root, state_dir="/run/hpc-jobroot/trees", lazy=False, check=False, keep_made=False):
@@ -449,49 +475,63 @@ def teardown(root, state_dir="/run/hpc-jobroot/trees", lazy=False, check=False, 
     is dropped: for a root on a job volume that is removed next, removing
     them one by one would be wasted work.
     """
-    _check_root(root)
+    _check_root(root, state_dir)
     result = Result()
     table = mountinfo.under(mountinfo.read(), root, include_self=False)
     if check:
         result.actions += ["unmount %s" % m.mount_point for m in _leaves_first(table)]
     else:
-        busy = _unmount_subtree(root, lazy, include_self=False, result=result)
-        left = mountinfo.under(mountinfo.read(), root, include_self=False)
-        if busy or left:
-            pids = sorted({p for b in busy or [m.mount_point for m in left] for p in users_of(b)})
-            raise BusyError("cannot unmount %s under %s: in use by PIDs %s. Nothing was deleted; "
-                            "end those processes or use lazy unmount" % (
-                                ", ".join(busy or [m.mount_point for m in left]), root,
-                                ", ".join(map(str, pids)) or "unknown"))
+        left = _unmount_subtree(root, root, lazy, include_self=False, result=result)
+        if left:
+            pids = sorted({p for b in left for p in users_of(b)})
+            raise BusyError("cannot unmount %s under %s: in use by PIDs %s, or moved by the "
+                            "job while it was unmounted. Nothing was deleted; end those "
+                            "processes or use lazy unmount" % (
+                                ", ".join(left), root, ", ".join(map(str, pids)) or "unknown"))
     manifest = _load_manifest(state_dir, root)
     kept = {"root": root, "dirs": [], "files": []}
     if keep_made:
         manifest = dict(kept)
-    for path in sorted(manifest["files"], key=lambda p: -p.count("/")):
-        if os.path.lexists(path) and not _removable_file(path):
-            kept["files"].append(path)
-            continue
-        if os.path.lexists(path):
+    # Resolved from the root by descriptor too: a created directory's parent
+    # may be the user's (a home bound below it), renamed to a symlink.
+    with beneath.Root(root) as handle:
+        for path in sorted(manifest["files"], key=lambda p: -p.count("/")):
+            st = _lstat(handle, path)
+            if st is None:
+                continue
+            if st is False or not _removable_file(st):
+                kept["files"].append(path)
+                continue
             result.actions.append("remove %s" % path)
             if not check:
-                os.unlink(path)
-    for path in sorted(manifest["dirs"], key=lambda p: -p.count("/")):
-        if not os.path.lexists(path):
-            continue
-        if not check:
-            try:
-                os.rmdir(path)
-            except OSError:
-                kept["dirs"].append(path)   # not empty: something real lives there
+                handle.unlink(path)
+        for path in sorted(manifest["dirs"], key=lambda p: -p.count("/")):
+            st = _lstat(handle, path)
+            if st is None:
                 continue
-        result.actions.append("rmdir %s" % path)
+            if not check:
+                try:
+                    handle.rmdir(path)
+                except (OSError, JobrootError):
+                    kept["dirs"].append(path)   # not empty, or moved: leave it
+                    continue
+            result.actions.append("rmdir %s" % path)
     if not check:
         _save_manifest(state_dir, root, kept)
     return result
 
 
-def _removable_file(path):
-    st = os.lstat(path)
+def _lstat(handle, path):
+    """lstat *path* through *handle*: the stat, None if gone, False if it moved away."""
+    try:
+        return handle.lstat(path)
+    except FileNotFoundError:
+        return None
+    except beneath.MovedError:
+        return False if os.path.lexists(path) else None
+
+
+def _removable_file(st):
     return stat.S_ISLNK(st.st_mode) or (stat.S_ISREG(st.st_mode) and st.st_size == 0)
 
 

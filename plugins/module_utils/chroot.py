@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 import stat
 
-from ansible_collections.hpc.jobroot.plugins.module_utils import validate
+from ansible_collections.hpc.jobroot.plugins.module_utils import atomic, validate
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import (
     JobrootError, RefusedError, ValidationError)
 
@@ -148,27 +148,6 @@ def check_tree(path, image_base):
     return real
 
 
-def write_atomic(path, text, mode=0o644):
-    """Write *text* to *path* atomically (temp file in the same directory + rename(2)).
-
-    The file is root-owned (we run as root) with *mode*; a reader sees the
-    old content or the new, never a partial file.
-    """
-    tmp = "%s.tmp.%d" % (path, os.getpid())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def remove_file(path):
     """Remove *path* if it exists; return True if it did (a single unlink, never recursive)."""
     try:
@@ -190,7 +169,7 @@ def pin(run_dir, key, real_path):
     if _read(path) == text:
         return False
     os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-    write_atomic(path, text)
+    atomic.write(path, text)
     return True
 
 
@@ -201,7 +180,7 @@ def pinned(run_dir):
         names = os.listdir(folder)
     except FileNotFoundError:
         return {}
-    return {n: (_read(os.path.join(folder, n)) or "").strip() for n in names if ".tmp." not in n}
+    return {n: (_read(os.path.join(folder, n)) or "").strip() for n in names if not atomic.is_temp(n)}
 
 
 def _read(path):
@@ -243,5 +222,5 @@ def write_record(path, root):
         if "/mom_priv/" in path:
             raise JobrootError("%s does not exist: is PBS_HOME right?" % folder)
         os.makedirs(folder, mode=0o755, exist_ok=True)
-    write_atomic(path, text)
+    atomic.write(path, text)
     return True

@@ -64,6 +64,8 @@ class NodeConfig:  # pylint: disable=too-many-instance-attributes
             raise ValidationError("config fstype must be ext4 or xfs, got %r" % (self.fstype,))
         for name in ("root_base", "image_base", "allow_list", "run_dir", "pbs_home"):
             validate.abs_path(getattr(self, name), "config " + name)
+        for name in ("root_base", "run_dir"):
+            validate.managed_path(getattr(self, name), "config " + name)
         validate.chroot_name(self.default_os)
         for d in self.os_dirs:
             validate.rel_path(d, "config os_dirs entry")

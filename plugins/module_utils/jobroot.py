@@ -28,10 +28,13 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
+import re
+import stat
 import time
 
 from ansible_collections.hpc.jobroot.plugins.module_utils import (
-    bindtree, chroot, lock, lvm, procs, validate)
+    atomic, beneath, bindtree, chroot, faults, lock, lvm, procs, validate)
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import (
     JobrootError, RefusedError, ValidationError)
 
@@ -58,7 +61,7 @@ def _trees(cfg):
 
 def _save_state(cfg, key, state):
     os.makedirs(os.path.join(cfg.run_dir, "jobs"), mode=0o755, exist_ok=True)
-    chroot.write_atomic(_state_path(cfg, key), json.dumps(state, sort_keys=True) + "\n", 0o600)
+    atomic.write(_state_path(cfg, key), json.dumps(state, sort_keys=True) + "\n", 0o600)
 
 
 def load_state(cfg, key):
@@ -141,6 +144,11 @@ def prologue(cfg, job_id, user, os_name=None, batch_system="slurm", log=_silent)
     None for the node default. *batch_system*: ``slurm``, ``torque`` or
     ``none`` (where to write the record). *log*: a callable taking one str.
 
+    With a volume group the root is a fresh LV of one slot; without one
+    (directory mode) it is a plain directory under root_base: same bind
+    tree, lifecycle, gc and safety, but no size limit (``lv`` and
+    ``size_bytes`` are None).
+
     Returns ``{"job_id", "root", "os", "tree", "lv", "size_bytes", "record"}``,
     or ``{"job_id", "refused": reason}`` if the job's request is refused (the
     reason is recorded for the batch system to show the job's owner).
@@ -151,37 +159,68 @@ def prologue(cfg, job_id, user, os_name=None, batch_system="slurm", log=_silent)
     """
     key = validate.job_key(job_id)
     owner = validate.real_user(user)
+    faults.check()
     root = os.path.join(cfg.root_base, key)
     with lock.job_lock(cfg.run_dir, key):
         _save_state(cfg, key, {"job_id": job_id, "user": user, "phase": "setup",
                                "batch_system": batch_system, "started": int(time.time())})
-        entries = chroot.read_allow_list(cfg.allow_list) if os.path.exists(cfg.allow_list) else {}
-        try:
-            name, tree = chroot.select(os_name, entries, cfg.default_os, cfg.fallback_to_default)
-        except (RefusedError, ValidationError) as exc:
-            reason = "job %s refused: %s" % (job_id, exc)
-            chroot.write_atomic(_refusal_path(cfg, key), reason + "\n")
+        faults.point("prologue-state")
+
+        def refuse(why):
+            reason = "job %s refused: %s" % (job_id, why)
+            atomic.write(_refusal_path(cfg, key), reason + "\n")
             _save_state(cfg, key, {"job_id": job_id, "user": user, "phase": "refused",
                                    "batch_system": batch_system, "reason": reason})
             log(reason)
             return {"job_id": job_id, "refused": reason}
+
+        # A bad allow-list or image refuses the jobs that need it, never the
+        # node: a failed Slurm Prolog drains it for every job (issue 11, item 7).
+        try:
+            entries = chroot.read_allow_list(cfg.allow_list) if os.path.exists(cfg.allow_list) else {}
+            broken_list = None
+        except (JobrootError, OSError) as exc:
+            entries, broken_list = {}, str(exc)
+            log("BROKEN ALLOW-LIST: %s; only the host OS is served until it is fixed" % exc)
+        try:
+            name, tree = chroot.select(os_name, entries, cfg.default_os, cfg.fallback_to_default)
+        except (RefusedError, ValidationError) as exc:
+            return refuse("the node's allow-list is unusable (%s)" % broken_list
+                          if broken_list and os_name != chroot.HOST else exc)
+        except JobrootError:  # the node's default OS is not on the allow-list
+            if not broken_list:
+                raise
+            return refuse("the node's allow-list is unusable (%s)" % broken_list)
         try:
             # Resolve and pin under the node lock: chroot_image's prune takes
             # it too, so it never removes a version between our check and pin.
             with lock.node_lock(cfg.run_dir):
-                real_tree = chroot.check_tree(tree, cfg.image_base)
+                try:
+                    real_tree = chroot.check_tree(tree, cfg.image_base)
+                except (ValidationError, OSError) as exc:
+                    log("BROKEN IMAGE: OS %s at %s fails the path checks (%s); jobs asking "
+                        "for it are refused, other OS names are still served" % (name, tree, exc))
+                    return refuse("OS %s is broken on this node: %s" % (name, exc))
                 chroot.pin(cfg.run_dir, key, real_tree)
+                faults.point("prologue-pin")
                 os.makedirs(cfg.root_base, mode=0o755, exist_ok=True)
                 bindtree.make_private_base(cfg.root_base)
-            lv = lvm.lv_name_for(key)
-            volume = lvm.create(cfg.volume_group, lv, cfg.slot_extents, root, cfg.fstype,
-                                cfg.thin_pool, max_lvs=cfg.slots,
-                                lock=lock.node_lock(cfg.run_dir))
+            if cfg.volume_group:
+                lv = lvm.lv_name_for(key)
+                size = lvm.create(cfg.volume_group, lv, cfg.slot_extents, root, cfg.fstype,
+                                  cfg.thin_pool, max_lvs=cfg.slots,
+                                  lock=lock.node_lock(cfg.run_dir))["size_bytes"]
+            else:
+                lv, size = None, None
+                _make_dir_root(root)
             os.chmod(root, 0o755)
+            faults.point("prologue-volume")
             bindtree.apply(root, job_mounts(cfg, real_tree, owner), JOB_DIRS, _trees(cfg))
+            faults.point("prologue-bind-tree")
             record = chroot.record_path(batch_system, job_id, cfg.run_dir, cfg.pbs_home)
             if record:
                 chroot.write_record(record, root)
+            faults.point("prologue-record")
         except BaseException as exc:
             log("job %s: setup failed (%s), undoing it" % (job_id, exc))
             try:
@@ -190,11 +229,30 @@ def prologue(cfg, job_id, user, os_name=None, batch_system="slurm", log=_silent)
                 pass  # logged by _teardown; the cause to report is the setup failure
             raise
         result = {"job_id": job_id, "root": root, "os": name, "tree": real_tree, "lv": lv,
-                  "size_bytes": volume["size_bytes"], "record": record}
+                  "size_bytes": size, "record": record}
         _save_state(cfg, key, dict(result, user=user, phase="ready", batch_system=batch_system))
-        log("job %s: root %s ready (os %s, %d MiB on %s/%s)" % (
-            job_id, root, name, volume["size_bytes"] >> 20, cfg.volume_group, lv))
+        faults.point("prologue-ready")
+        log("job %s: root %s ready (os %s, %s)" % (
+            job_id, root, name, "directory mode, no size limit" if lv is None else
+            "%d MiB on %s/%s" % (size >> 20, cfg.volume_group, lv)))
         return result
+
+
+def _make_dir_root(root):
+    """Directory mode: make *root* a plain directory (mode 0755), or reuse an empty one.
+
+    A leftover that is not an empty directory of ours (a symlink, a file, or
+    what a crashed run left) is refused: gc removes it first.
+    """
+    try:
+        os.mkdir(root, 0o755)
+        return
+    except FileExistsError:
+        pass
+    st = os.lstat(root)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != 0 or os.listdir(root):
+        raise JobrootError("%s exists and is not an empty root-owned directory: "
+                           "left by an earlier run, gc removes it" % root)
 
 
 def epilogue(cfg, job_id, batch_system="slurm", log=_silent):
@@ -206,6 +264,7 @@ def epilogue(cfg, job_id, batch_system="slurm", log=_silent):
     later epilogue or gc retries the rest.
     """
     key = validate.job_key(job_id)
+    faults.check()
     with lock.job_lock(cfg.run_dir, key):
         return _teardown(cfg, key, job_id, batch_system, log)
 
@@ -230,21 +289,35 @@ def _teardown(cfg, key, job_id, batch_system, log):
             step("remove %s record" % system, chroot.remove_file,
                  chroot.record_path(system, job_id, cfg.run_dir, cfg.pbs_home))
     step("remove refusal", chroot.remove_file, _refusal_path(cfg, key))
-    ended = procs.end_in_root(root) if os.path.isdir(root) else []
-    if ended:
-        actions.append("ended PIDs %s" % ", ".join(map(str, ended)))
+    faults.point("epilogue-record")
+    if os.path.isdir(root) and not os.path.islink(root):
+        ended, spared = procs.end_in_root(root, _owner_uid(cfg, key), procs.job_devices(root))
+        if ended:
+            actions.append("ended PIDs %s" % ", ".join(map(str, ended)))
+        if spared:
+            # Root's or another user's: never signalled, reported. If they keep
+            # the volume busy, the teardown below fails and gc retries.
+            actions.append("left alone PIDs %s (not the job user's)" % ", ".join(
+                "%d (uid %s, %s)" % (pid, uid, why) for pid, (uid, why) in sorted(spared.items())))
+    faults.point("epilogue-processes")
     if os.path.isdir(root) and not os.path.islink(root):
         try:
-            actions += bindtree.teardown(root, _trees(cfg), lazy=True,
-                                         keep_made=bool(cfg.volume_group)).actions
+            actions += bindtree.teardown(root, _trees(cfg), lazy=True, keep_made=True).actions
         except (JobrootError, OSError) as exc:
             errors.append("unmount the bind tree: %s" % exc)
+    faults.point("epilogue-unmount")
     if cfg.volume_group:
         step("remove volume", lvm.remove, cfg.volume_group, lvm.lv_name_for(key), root, lazy=True)
-    elif os.path.isdir(root) and not os.path.ismount(root):
+    elif os.path.isdir(root) and not os.path.islink(root) and not errors:
+        # Directory mode: the job's files (tmp, var/tmp) and the mount points
+        # are on the root's own file system; removed by descriptor, never
+        # through a mount (beneath.Root.purge), then the root itself.
+        step("empty %s" % root, _purge, root)
         step("rmdir %s" % root, os.rmdir, root)
+    faults.point("epilogue-volume")
     if not errors:
         step("unpin", chroot.remove_file, chroot.pin_path(cfg.run_dir, key))
+        faults.point("epilogue-unpin")
         step("forget state", chroot.remove_file, _state_path(cfg, key))
     if actions:
         unmounts = [a for a in actions if a.startswith(("unmount /", "lazy unmount"))]
@@ -254,6 +327,19 @@ def _teardown(cfg, key, job_id, batch_system, log):
         log("job %s: teardown incomplete: %s" % (job_id, "; ".join(errors)))
         raise JobrootError("teardown of job %s incomplete: %s" % (job_id, "; ".join(errors)))
     return actions
+
+
+def _purge(root):
+    with beneath.Root(root) as handle:
+        return handle.purge()
+
+
+def _owner_uid(cfg, key):
+    """The uid of the job's user from its saved state, or None (then nothing is signalled)."""
+    try:
+        return pwd.getpwnam(validate.user_name((load_state(cfg, key) or {}).get("user"))).pw_uid
+    except (KeyError, ValidationError):
+        return None
 
 
 def known_jobs(cfg):
@@ -277,7 +363,7 @@ def known_jobs(cfg):
             for suffix in suffixes:
                 if suffix and name.endswith(suffix):
                     keys.add(name[:-len(suffix)])
-                elif not suffix and ".tmp." not in name:
+                elif not suffix and not atomic.is_temp(name):
                     keys.add(name)
     valid = set()
     for key in keys:
@@ -294,8 +380,12 @@ def gc(cfg, alive=None, log=_silent):
 
     *alive*: a callable taking a job id and returning True while the batch
     system still runs it; None means "nothing runs" (at boot). A job whose
-    lock is held (its prologue or epilogue is running) is skipped.
+    lock is held (its prologue or epilogue is running) is skipped. Then the
+    temp files of interrupted atomic writes whose writer is gone are removed
+    (:func:`sweep_temps`); if there were any, the report lists them under
+    the key ``temp files``.
     """
+    faults.check()
     report = {}
     for key in sorted(known_jobs(cfg)):
         state = load_state(cfg, key) or {}
@@ -312,7 +402,44 @@ def gc(cfg, alive=None, log=_silent):
             report[key] = "error: %s" % exc
         finally:
             job_lock.release()
+    temps = sweep_temps(cfg)
+    if temps:
+        report["temp files"] = ["remove %s" % path for path in temps]
     return report
+
+
+def _is_key(name, suffixes=("",)):
+    for suffix in suffixes:
+        if name.endswith(suffix):
+            try:
+                validate.job_key(name[:len(name) - len(suffix)])
+                return True
+            except ValidationError:
+                pass
+    return False
+
+
+def sweep_temps(cfg):
+    """Remove the temp files of atomic writes whose writer died; return their paths.
+
+    Only names this code writes are touched: ``<key>.json``, ``.root`` and
+    ``.refused`` in ``<run_dir>/jobs``, pins, bind-tree manifests
+    (``<24 hex>.json`` in ``<run_dir>/trees``) and Torque records
+    (``<job id>.root`` in ``<pbs_home>/mom_priv/jobs``), each followed by
+    ``.tmp.<PID>`` of a process that no longer exists (atomic.sweep).
+    """
+    trees = re.compile(r"\A[0-9a-f]{24}\.json\Z")
+    folders = (
+        (os.path.join(cfg.run_dir, "jobs"), lambda n: _is_key(n, (".json", ".root", ".refused"))),
+        (os.path.join(cfg.run_dir, "pins"), _is_key),
+        (_trees(cfg), lambda n: trees.match(n) is not None),
+        (os.path.join(cfg.pbs_home, "mom_priv", "jobs"),
+         lambda n: n.endswith(".root") and _is_key(n[:-len(".root")])),
+    )
+    removed = []
+    for folder, owns in folders:
+        removed += atomic.sweep(folder, owns)
+    return removed
 
 
 def status(cfg):

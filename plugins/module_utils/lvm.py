@@ -127,6 +127,9 @@ def slot_extents(vg, slots, thin_pool="", tag=TAG):
     """
     if not isinstance(slots, int) or isinstance(slots, bool) or slots < 1:
         raise ValidationError("slots must be a whole number >= 1, got %r" % (slots,))
+    validate.volume_group(vg)
+    if thin_pool:
+        validate.lv_name(thin_pool)
     info = vg_info(vg)
     if thin_pool:
         pool = [lv for lv in list_lvs(vg) if lv["name"] == thin_pool]
@@ -201,7 +204,9 @@ def create(vg, lv, extents, mountpoint, fstype="ext4", thin_pool="", tag=TAG,
     """
     validate.volume_group(vg)
     validate.lv_name(lv)
-    validate.abs_path(mountpoint, "mount point")
+    if thin_pool:
+        validate.lv_name(thin_pool)
+    validate.managed_path(mountpoint, "mount point")
     mkfs = mkfs_cmd(fstype, dm_path(vg, lv))
     device = dm_path(vg, lv)
     created = False
@@ -257,7 +262,7 @@ def remove(vg, lv, mountpoint=None, tag=TAG, lazy=False):
     validate.lv_name(lv)
     changed = False
     if mountpoint:
-        validate.abs_path(mountpoint, "mount point")
+        validate.managed_path(mountpoint, "mount point")
         if mounted_at(vg, lv, mountpoint):
             changed |= mounts.umount(mountpoint, lazy=lazy)
             if mounted_at(vg, lv, mountpoint):

@@ -34,6 +34,9 @@ _JOB_ID = re.compile(r"\A[0-9]{1,12}(?:_[0-9]{1,9}|\[[0-9]{1,9}\])?(?:\.%s)*\Z" 
 _USER = re.compile(r"\A[A-Za-z_][A-Za-z0-9_.-]{0,31}\Z")
 _CHROOT = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 _PATH_CHARS = re.compile(r"\A[A-Za-z0-9._/+@:=-]+\Z")
+# Mount targets and bind sources (a home like "/home/Alice Smith"): a space
+# too. mount(2) takes the path as is, mountinfo escapes it (\040).
+_MOUNT_PATH_CHARS = re.compile(r"\A[A-Za-z0-9._/+@:= -]+\Z")
 _VG = re.compile(r"\A[A-Za-z0-9+_.][A-Za-z0-9+_.-]{0,126}\Z")
 # Substrings LVM reserves for its own sub-LVs (lvm(8), "VALID NAMES").
 _LV_RESERVED = ("_cdata", "_cmeta", "_corig", "_mlog", "_mimage", "_pmspare",
@@ -118,7 +121,7 @@ def chroot_name(value):
     return value
 
 
-def abs_path(value, field="path"):
+def abs_path(value, field="path", spaces=False):
     """Return *value* if it is a clean absolute path, else raise ValidationError.
 
     Clean means: starts with ``/``, is already normalised (no ``.``/``..``
@@ -126,23 +129,27 @@ def abs_path(value, field="path"):
     most 1024 bytes, and only ASCII letters, digits and ``._/+@:=-``. Spaces,
     commas, newlines and other control or non-ASCII characters are refused
     because they break mount option strings, Torque's attribute lists or logs.
-    *field* names the value in the message.
+    *field* names the value in the message. With *spaces* (mount targets and
+    bind sources only, which go to mount(2) as they are), a space is allowed
+    too, but not at the start or end of a component.
     """
     _text(value, field)
     if len(value) > MAX_PATH:
         raise ValidationError("%s is longer than %d bytes" % (field, MAX_PATH))
     if not value.startswith("/"):
         raise ValidationError("%s %r must be absolute" % (field, value))
-    if not _PATH_CHARS.match(value):
+    if not (_MOUNT_PATH_CHARS if spaces else _PATH_CHARS).match(value) or \
+            (spaces and any(p != p.strip() for p in value.split("/"))):
         raise ValidationError(
-            "%s %r may only contain ASCII letters, digits and . _ / + @ : = -" % (field, value))
+            "%s %r may only contain ASCII letters, digits and . _ / + @ : = -%s"
+            % (field, value, " and inner spaces" if spaces else ""))
     if os.path.normpath(value) != value or value.startswith("//"):
         raise ValidationError("%s %r must be normalised (no '.', '..', '//' or trailing '/')"
                               % (field, value))
     return value
 
 
-def rel_path(value, field="target"):
+def rel_path(value, field="target", spaces=False):
     """Return *value* if it is a clean relative path inside a root, else raise ValidationError.
 
     Same character rule as :func:`abs_path`; no leading ``/``, no ``.`` or
@@ -152,7 +159,7 @@ def rel_path(value, field="target"):
     if value.startswith("/"):
         raise ValidationError("%s %r must be relative to the root" % (field, value))
     try:
-        abs_path("/" + value, field)
+        abs_path("/" + value, field, spaces)
     except ValidationError as exc:
         raise ValidationError(str(exc).replace(repr("/" + value), repr(value))) from None
     if value in (".", "..") or value.startswith("../"):
@@ -173,6 +180,30 @@ def under(path, base, field="path"):
     if not path.startswith(prefix) or path == base:
         raise ValidationError("%s %r is not below %r" % (field, path, base))
     return path
+
+
+#: System directories that are never a job root, root base, mount point or state
+#: directory, nor is anything above them; and any top-level ``/lib*``.
+SYSTEM_DIRS = ("/etc", "/usr", "/bin", "/sbin", "/boot", "/dev", "/proc", "/sys", "/run",
+               "/var", "/home", "/root", "/tmp")
+
+
+def managed_path(value, field="path"):
+    """Return *value* if it may be a managed prefix (a root, root base, mount point, state dir).
+
+    *value* must be a clean absolute path (:func:`abs_path`, so relative
+    paths are refused) and not ``/``, a directory of :data:`SYSTEM_DIRS`, a
+    top-level ``/lib*`` directory, or anything above one of them. Paths
+    *below* them are fine (``/var/lib/hpc-jobroot/roots``,
+    ``/run/hpc-jobroot``). Raises ValidationError naming *field*: a careless
+    ``root_base: /var`` must not make the epilogue work on ``/var``.
+    """
+    abs_path(value, field)
+    top = value.split("/")[1] if value != "/" else ""
+    if value == "/" or value in SYSTEM_DIRS or (value.count("/") == 1 and top.startswith("lib")):
+        raise ValidationError("%s %r is / or a system directory (%s, /lib*): refusing to manage it"
+                              % (field, value, ", ".join(SYSTEM_DIRS)))
+    return value
 
 
 def volume_group(value):

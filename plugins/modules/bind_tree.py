@@ -27,7 +27,10 @@ options:
   root:
     description:
       - The job root. A clean absolute path (no V(.), V(..), V(//), trailing V(/); only
-        ASCII letters, digits and C(._/+@:=-)) of an existing directory other than V(/).
+        ASCII letters, digits and C(._/+@:=-)) of an existing directory below O(root_base).
+      - Never V(/), a system directory (V(/etc), V(/usr), V(/bin), V(/sbin), V(/lib*), V(/boot),
+        V(/dev), V(/proc), V(/sys), V(/run), V(/var), V(/home), V(/root), V(/tmp)) or anything
+        above one; a directory below them is fine.
     type: path
     required: true
   mounts:
@@ -41,6 +44,8 @@ options:
       target:
         description:
           - Mount point relative to O(root), for example V(usr) or V(etc/passwd).
+          - ASCII letters, digits, C(._/+@:=-) and spaces inside a component (a home such as
+            V(home/Alice Smith)); the same holds for a bind's O(mounts[].source).
           - No component below O(root) may be a symlink (a tree cannot redirect a mount
             onto the host). Missing components are created, owned by root, mode 0755.
         type: str
@@ -112,8 +117,23 @@ options:
     description:
       - Where the manifest of created directories and files is kept (outside the root, so a
         job cannot forge it). One JSON file per root.
+      - An absolute path, not V(/) or a system directory (as for O(root)); checked before
+        anything is read or written.
     type: path
     default: /run/hpc-jobroot/trees
+  root_base:
+    description:
+      - The directory job roots live below. O(root) must be strictly below it, unless
+        O(allow_outside_root_base) is set. The same system directories as for O(root) are refused.
+    type: path
+    default: /var/lib/hpc-jobroot/roots
+  allow_outside_root_base:
+    description:
+      - B(Dangerous.) Allow an O(root) that is not below O(root_base). Teardown then unmounts
+        everything below that directory, wherever it is; use it only for a directory that
+        holds nothing but a job root (for example a test's scratch directory).
+    type: bool
+    default: false
 extends_documentation_fragment: []
 attributes:
   check_mode:
@@ -184,7 +204,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hpc.jobroot.plugins.module_utils import bindtree
+from ansible_collections.hpc.jobroot.plugins.module_utils import bindtree, validate
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import JobrootError
 
 
@@ -209,12 +229,17 @@ def main():
             state=dict(type="str", default="present", choices=["present", "absent"]),
             lazy=dict(type="bool", default=False),
             state_dir=dict(type="path", default="/run/hpc-jobroot/trees"),
+            root_base=dict(type="path", default="/var/lib/hpc-jobroot/roots"),
+            allow_outside_root_base=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
     p = module.params
     root = p["root"]
     try:
+        validate.managed_path(p["root_base"], "root_base")
+        if not p["allow_outside_root_base"]:
+            validate.under(validate.managed_path(root, "root"), p["root_base"], "root")
         before = bindtree.mounted_under(root) if root.startswith("/") and _isdir(root) else []
         if p["state"] == "present":
             result = bindtree.apply(root, p["mounts"], p["dirs"], p["state_dir"], module.check_mode)

@@ -39,6 +39,7 @@ options:
       - Name of a thin pool in O(volume_group). When set, the job LV is a thin LV of the given
         virtual size; the pool should be created with C(--errorwhenfull y) so that a full pool
         fails writes at once instead of stalling them (the P(hpc.jobroot.jobvol_pool#role) role does so).
+      - A valid LVM name, checked before any LVM query.
     type: str
   size_mib:
     description:
@@ -62,7 +63,11 @@ options:
     choices: [ext4, xfs]
     default: ext4
   root_base:
-    description: Job roots live below this directory; the mount point is C(<root_base>/<job key>).
+    description:
+      - Job roots live below this directory; the mount point is C(<root_base>/<job key>).
+      - An absolute path, not V(/) or a system directory (V(/etc), V(/usr), V(/bin), V(/sbin),
+        V(/lib*), V(/boot), V(/dev), V(/proc), V(/sys), V(/run), V(/var), V(/home), V(/root),
+        V(/tmp)); a directory below them is fine. Checked, like every option, before any LVM query.
     type: path
     default: /var/lib/hpc-jobroot/roots
   tag:
@@ -210,8 +215,11 @@ def main():
     vg = p["volume_group"]
     try:
         key = validate.job_key(p["job_id"])
+        # Every option is checked before the first LVM query (issue 11, item 8).
         validate.volume_group(vg)
-        validate.abs_path(p["root_base"], "root_base")
+        if p["thin_pool"]:
+            validate.lv_name(p["thin_pool"])
+        validate.managed_path(p["root_base"], "root_base")
         if not p["tag"] or not all(c.isalnum() or c in "_+.-" for c in p["tag"]):
             raise ValidationError("tag %r may only hold letters, digits and _+.-" % p["tag"])
         lv = lvm.lv_name_for(key)

@@ -62,6 +62,9 @@ options:
         C(<root_base>/<job key>) built by M(hpc.jobroot.lvm_jobvol) and M(hpc.jobroot.bind_tree).
       - Defaults to the pinned tree itself (the job is chrooted straight into the image, as
         CHOS and HTCondor's NAMED_CHROOT do).
+      - When given, an absolute path that is not V(/) or a system directory (V(/etc), V(/usr),
+        V(/bin), V(/sbin), V(/lib*), V(/boot), V(/dev), V(/proc), V(/sys), V(/run), V(/var),
+        V(/home), V(/root), V(/tmp)).
     type: path
   batch_system:
     description: Which batch system's record to write. V(none) writes no record, only the pin.
@@ -69,7 +72,9 @@ options:
     choices: [slurm, torque, none]
     default: none
   run_dir:
-    description: Run-state directory holding pins and Slurm records.
+    description:
+      - Run-state directory holding pins and Slurm records. Not V(/) or a system directory
+        (as for O(root)); a directory below them, like the default, is fine.
     type: path
     default: /run/hpc-jobroot
   pbs_home:
@@ -193,6 +198,9 @@ def main():
         key = validate.job_key(p["job_id"])
         for field in ("allow_list", "image_base", "run_dir", "pbs_home"):
             validate.abs_path(p[field], field)
+        validate.managed_path(p["run_dir"], "run_dir")
+        if p["root"]:
+            validate.managed_path(p["root"], "root")
         if p["default"]:
             validate.chroot_name(p["default"])
         pin = chroot.pin_path(p["run_dir"], key)

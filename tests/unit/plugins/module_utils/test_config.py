@@ -48,3 +48,18 @@ def test_bad_json_is_reported(tmp_path):
     (tmp_path / "node.json").write_text("{not json")
     with pytest.raises(ValidationError, match="not valid JSON"):
         config.load(str(tmp_path))
+
+
+# Issue 11, item 4: the node config refuses system directories and relative paths.
+@pytest.mark.parametrize("data", [{"root_base": "/"}, {"root_base": "/var"}, {"root_base": "/home"},
+                                  {"run_dir": "/run"}, {"run_dir": "/etc"},
+                                  {"root_base": "var/lib/roots"}, {"run_dir": "run/x"}])
+def test_system_dirs_refused_in_config(tmp_path, data):
+    write(tmp_path, "node.json", data)
+    with pytest.raises(ValidationError):
+        config.load(str(tmp_path))
+
+
+def test_dirs_below_var_and_run_are_fine(tmp_path):
+    write(tmp_path, "node.json", {"root_base": "/var/lib/x/roots", "run_dir": "/run/x"})
+    assert config.load(str(tmp_path)).run_dir == "/run/x"

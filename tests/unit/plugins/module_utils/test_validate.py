@@ -94,3 +94,24 @@ def test_lv_names_lvm_reserves_are_refused(lv):
 
 def test_vg_with_dash_is_fine():
     assert validate.volume_group("vg-jobs") == "vg-jobs"
+
+
+# Issue 11, item 4: managed prefixes.
+@pytest.mark.parametrize("path", ["/", "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib64",
+                                  "/libx32", "/boot", "/dev", "/proc", "/sys", "/run", "/var",
+                                  "/home", "/root", "/tmp"])
+def test_system_dirs_are_not_managed(path):
+    with pytest.raises(ValidationError, match="system directory"):
+        validate.managed_path(path, "root_base")
+
+
+@pytest.mark.parametrize("path", ["relative", "var/lib/x", "./x", ""])
+def test_relative_managed_paths_refused(path):
+    with pytest.raises(ValidationError):
+        validate.managed_path(path, "root")
+
+
+@pytest.mark.parametrize("path", ["/var/lib/hpc-jobroot/roots", "/run/hpc-jobroot",
+                                  "/tmp/scratch/root", "/srv/jobs", "/opt/lib", "/usr/local/x"])
+def test_paths_below_system_dirs_are_managed(path):
+    assert validate.managed_path(path) == path

@@ -64,3 +64,16 @@ def test_absent_of_a_missing_volume_is_not_a_change(stub, capsys):
     out = run_module({"job_id": "4711", "volume_group": "vg-jobs", "state": "absent"}, capsys)
     assert out["changed"] is False
     assert not [c for c in stub.calls if c[0] == "lvremove"]
+
+
+# Issue 11, item 8: every option is checked before the first LVM query.
+@pytest.mark.parametrize("args,message", [
+    ({"thin_pool": "pool_tdata"}, "reserves"),
+    ({"thin_pool": "-pool"}, "not a valid LVM name"),
+    ({"root_base": "/var"}, "system directory"),
+    ({"root_base": "relative/roots"}, "absolute"),
+])
+def test_bad_option_fails_before_any_lvm_call(stub, capsys, args, message):
+    out = run_module(dict({"job_id": "4711", "volume_group": "vg", "slots": 2}, **args), capsys)
+    assert out["failed"] and message in out["msg"]
+    assert stub.calls == []

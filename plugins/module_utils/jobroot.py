@@ -31,7 +31,7 @@ import os
 import time
 
 from ansible_collections.hpc.jobroot.plugins.module_utils import (
-    bindtree, chroot, lock, lvm, procs, validate)
+    bindtree, chroot, lock, lvm, procs, torque, validate)
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import (
     JobrootError, RefusedError, ValidationError)
 
@@ -50,6 +50,10 @@ def _state_path(cfg, key):
 
 def _refusal_path(cfg, key):
     return os.path.join(cfg.run_dir, "jobs", key + ".refused")
+
+
+def _failures_path(cfg, key):
+    return os.path.join(cfg.run_dir, "failures", key)
 
 
 def _trees(cfg):
@@ -178,7 +182,11 @@ def prologue(cfg, job_id, user, os_name=None, batch_system="slurm", log=_silent)
                                 cfg.thin_pool, max_lvs=cfg.slots,
                                 lock=lock.node_lock(cfg.run_dir))
             os.chmod(root, 0o755)
-            bindtree.apply(root, job_mounts(cfg, real_tree, owner), JOB_DIRS, _trees(cfg))
+            entries = job_mounts(cfg, real_tree, owner)
+            script = torque.script_entry(cfg.pbs_home, job_id) if batch_system == "torque" else None
+            if script:
+                entries.append(script)
+            bindtree.apply(root, entries, JOB_DIRS, _trees(cfg))
             record = chroot.record_path(batch_system, job_id, cfg.run_dir, cfg.pbs_home)
             if record:
                 chroot.write_record(record, root)
@@ -192,6 +200,7 @@ def prologue(cfg, job_id, user, os_name=None, batch_system="slurm", log=_silent)
         result = {"job_id": job_id, "root": root, "os": name, "tree": real_tree, "lv": lv,
                   "size_bytes": volume["size_bytes"], "record": record}
         _save_state(cfg, key, dict(result, user=user, phase="ready", batch_system=batch_system))
+        chroot.remove_file(_failures_path(cfg, key))
         log("job %s: root %s ready (os %s, %d MiB on %s/%s)" % (
             job_id, root, name, volume["size_bytes"] >> 20, cfg.volume_group, lv))
         return result
@@ -206,8 +215,35 @@ def epilogue(cfg, job_id, batch_system="slurm", log=_silent):
     later epilogue or gc retries the rest.
     """
     key = validate.job_key(job_id)
+    with lock.job_lock(cfg.run_dir, key) as job_lock:
+        actions = _teardown(cfg, key, job_id, batch_system, log)
+        job_lock.remove()
+        return actions
+
+
+def note_failure(cfg, job_id):
+    """Count one failed prologue of job *job_id* on this node; return the count (int >= 1).
+
+    The count is kept in ``<run_dir>/failures/<job key>`` (root-owned,
+    written atomically under the job's lock; an unreadable count starts
+    again at 1). A successful prologue and gc remove it. The hook command
+    uses it to stop a requeue loop: Torque requeues a job whose prologue
+    exits 2, and the scheduler may start it on the same node at once.
+    Raises ValidationError for a bad job id.
+    """
+    key = validate.job_key(job_id)
+    path = _failures_path(cfg, key)
     with lock.job_lock(cfg.run_dir, key):
-        return _teardown(cfg, key, job_id, batch_system, log)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            with os.fdopen(fd, encoding="ascii") as handle:
+                count = int(handle.read(32).strip())
+        except (OSError, ValueError):
+            count = 0
+        count = max(count, 0) + 1
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        chroot.write_atomic(path, "%d\n" % count, 0o600)
+    return count
 
 
 def _teardown(cfg, key, job_id, batch_system, log):
@@ -260,7 +296,7 @@ def known_jobs(cfg):
     """Return the job keys this node holds anything for (set of str).
 
     Sources: tagged LVs, directories under root_base, state files, pins,
-    records and refusals.
+    records, refusals, failure counts and lock files.
     """
     keys = set()
     if cfg.volume_group:
@@ -268,7 +304,9 @@ def known_jobs(cfg):
                  if lv["name"].startswith(lvm.LV_PREFIX)}
     for folder, suffixes in ((cfg.root_base, ("",)), (os.path.join(cfg.run_dir, "jobs"),
                                                       (".json", ".root", ".refused")),
-                             (os.path.join(cfg.run_dir, "pins"), ("",))):
+                             (os.path.join(cfg.run_dir, "pins"), ("",)),
+                             (os.path.join(cfg.run_dir, "failures"), ("",)),
+                             (os.path.join(cfg.run_dir, "locks"), ("",))):
         try:
             names = os.listdir(folder)
         except FileNotFoundError:
@@ -294,7 +332,8 @@ def gc(cfg, alive=None, log=_silent):
 
     *alive*: a callable taking a job id and returning True while the batch
     system still runs it; None means "nothing runs" (at boot). A job whose
-    lock is held (its prologue or epilogue is running) is skipped.
+    lock is held (its prologue or epilogue is running) is skipped. A swept
+    job's failure count and lock file are removed too.
     """
     report = {}
     for key in sorted(known_jobs(cfg)):
@@ -308,6 +347,8 @@ def gc(cfg, alive=None, log=_silent):
             continue
         try:
             report[key] = _teardown(cfg, key, job_id, state.get("batch_system"), log)
+            chroot.remove_file(_failures_path(cfg, key))
+            job_lock.remove()
         except JobrootError as exc:
             report[key] = "error: %s" % exc
         finally:

@@ -177,10 +177,16 @@ def prologue(cfg, job_id, user, os_name=None, batch_system="slurm", log=_silent)
                 chroot.pin(cfg.run_dir, key, real_tree)
                 os.makedirs(cfg.root_base, mode=0o755, exist_ok=True)
                 bindtree.make_private_base(cfg.root_base)
-            lv = lvm.lv_name_for(key)
-            volume = lvm.create(cfg.volume_group, lv, cfg.slot_extents, root, cfg.fstype,
-                                cfg.thin_pool, max_lvs=cfg.slots,
-                                lock=lock.node_lock(cfg.run_dir))
+            if cfg.volume_group:
+                lv = lvm.lv_name_for(key)
+                volume = lvm.create(cfg.volume_group, lv, cfg.slot_extents, root, cfg.fstype,
+                                    cfg.thin_pool, max_lvs=cfg.slots,
+                                    lock=lock.node_lock(cfg.run_dir))
+            else:
+                # No volume group: the root is a plain directory (no size
+                # isolation); a leftover one is never reused.
+                lv, volume = "", {"size_bytes": 0}
+                os.mkdir(root, 0o755)
             os.chmod(root, 0o755)
             entries = job_mounts(cfg, real_tree, owner)
             script = torque.script_entry(cfg.pbs_home, job_id) if batch_system == "torque" else None
@@ -201,8 +207,9 @@ def prologue(cfg, job_id, user, os_name=None, batch_system="slurm", log=_silent)
                   "size_bytes": volume["size_bytes"], "record": record}
         _save_state(cfg, key, dict(result, user=user, phase="ready", batch_system=batch_system))
         chroot.remove_file(_failures_path(cfg, key))
-        log("job %s: root %s ready (os %s, %d MiB on %s/%s)" % (
-            job_id, root, name, volume["size_bytes"] >> 20, cfg.volume_group, lv))
+        log("job %s: root %s ready (os %s, %s)" % (
+            job_id, root, name, "%d MiB on %s/%s" % (volume["size_bytes"] >> 20, cfg.volume_group, lv)
+            if lv else "a directory"))
         return result
 
 

@@ -28,7 +28,7 @@ import time
 from ansible_collections.hpc.jobroot.plugins.module_utils import validate
 
 PBSEVENT_JOB = 0x0008
-DAEMON = "hpc-jobroot"
+DAEMON = "jobroot"
 
 
 def jobs_dir(pbs_home):

@@ -164,7 +164,7 @@ def run_job_hook(opts, job):
         print("hpc-jobroot: %s" % result["refused"])
         torque_event(cfg, job.job_id, "hpc-jobroot: %s" % result["refused"])
         return TORQUE_ABORT
-    except JobrootError as exc:
+    except (JobrootError, OSError) as exc:
         log("%s %s failed: %s" % (opts.command, job.job_id, exc))
         if not torque:
             return 1

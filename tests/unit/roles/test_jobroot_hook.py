@@ -70,7 +70,7 @@ def test_torque_prologue_success_is_0_and_logs_the_job_root_to_mom_logs(hook):
     assert hook.calls["prologue"] == [("5.srv", "alice", None, "torque")]
     assert hook.calls["load"] == [config.CONFIG_DIR]
     line = mom_log(hook)
-    assert ";0008;hpc-jobroo.%d;Job;5.srv;hpc-jobroot: job root " % os.getpid() in line
+    assert ";0008;   jobroot.%d;Job;5.srv;hpc-jobroot: job root " % os.getpid() in line
 
 
 def test_torque_refusal_aborts_with_the_reason_on_stdout(hook, capsys):

@@ -16,7 +16,7 @@ import pathlib
 import pytest
 
 # the library first, so the hook cannot pick up another copy
-from ansible_collections.hpc.jobroot.plugins.module_utils import config, jobroot  # noqa: F401
+from ansible_collections.hpc.jobroot.plugins.module_utils import config, hookargs, jobroot, torque
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import JobrootError, NoFreeSlotError
 
 HOOK = pathlib.Path(__file__).resolve().parents[3] / "roles" / "job_hooks" / "files" / "jobroot.py"
@@ -28,6 +28,7 @@ def hook_fixture(tmp_path, monkeypatch):
     spec = importlib.util.spec_from_file_location("jobroot_hook", HOOK)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    assert (module.jobroot, module.hookargs, module.torque) == (jobroot, hookargs, torque)
     pbs_home = tmp_path / "torque"
     (pbs_home / "mom_logs").mkdir(parents=True)
     cfg = config.NodeConfig(run_dir=str(tmp_path / "run"), pbs_home=str(pbs_home),
@@ -92,7 +93,7 @@ def test_slurm_refusal_is_success(hook, monkeypatch):
 def test_torque_failure_requeues_then_aborts_after_max_setup_failures(hook, capsys):
     hook.outcome = NoFreeSlotError("volume group must not be empty")
     argv = ["prologue", "--batch-system", "torque", "--"] + TORQUE_ARGS
-    assert [hook.main(argv) for _ in range(3)] == [2, 2, 1]
+    assert [hook.main(argv) for attempt in (1, 2, 3)] == [2, 2, 1]
     out = capsys.readouterr().out
     assert "job 5.srv aborted: its prologue failed 3 times on this node" in out
     assert "volume group must not be empty" in out

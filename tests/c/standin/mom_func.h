@@ -1,6 +1,6 @@
 /* Stand-in for Torque's mom_func.h: get_job_envvar() is in torque_standin.h;
  * the job's environment table and bld_env_variables() as mom_func.h of
- * Torque 2.5 to 6.1 declare them. */
+ * Torque 2.5 (char *) and 6.1 (const char *) declare them. */
 #ifndef STANDIN_MOM_FUNC_H
 #define STANDIN_MOM_FUNC_H
 #include "torque_standin.h"
@@ -14,6 +14,6 @@ struct var_table
   int    v_used;
   };
 
-extern void bld_env_variables(struct var_table *, char *, char *);
+extern int bld_env_variables(struct var_table *, STANDIN_CONST char *, STANDIN_CONST char *);
 
 #endif

@@ -144,7 +144,7 @@ char *get_job_envvar(job *pjob, STANDIN_CONST char *variable)
   return(NULL);
   }
 
-void bld_env_variables(struct var_table *v, char *name, char *value)
+int bld_env_variables(struct var_table *v, STANDIN_CONST char *name, STANDIN_CONST char *value)
   {
   char **grown = (char **)realloc(v->v_envp, sizeof(char *) * (size_t)(v->v_used + 2));
   char  *entry = (char *)xmalloc(strlen(name) + strlen(value) + 2);
@@ -159,6 +159,8 @@ void bld_env_variables(struct var_table *v, char *name, char *value)
   v->v_envp = grown;
   v->v_envp[v->v_used++] = entry;
   v->v_envp[v->v_used] = NULL;
+
+  return(0);
   }
 
 const char *standin_getenv(const char *name)

@@ -110,14 +110,14 @@ def main(argv=None):
     except UsageError as exc:
         log("usage error: %s" % exc)
         return 1
-    torque = getattr(opts, "batch_system", None) == "torque"
+    is_torque = getattr(opts, "batch_system", None) == "torque"
     if opts.command in ("prologue", "epilogue"):
         try:
             job = hookargs.batch_job(opts.batch_system, opts.command, theirs, os.environ)
         except ValidationError as exc:
             # the job id comes first: nothing has been read or changed yet
             log("%s refused its arguments: %s" % (opts.command, exc))
-            if torque:
+            if is_torque:
                 print("hpc-jobroot: %s" % exc)
             return 1
         return run_job_hook(opts, job)
@@ -130,7 +130,7 @@ def main(argv=None):
         if opts.command == "status":
             print(json.dumps(jobroot.status(cfg), indent=2, sort_keys=True))
             return 0
-        alive = None if opts.all else (torque_alive(cfg) if torque else slurm_alive)
+        alive = None if opts.all else (torque_alive(cfg) if is_torque else slurm_alive)
         report = jobroot.gc(cfg, alive, log)
         print(json.dumps(report, indent=2, sort_keys=True))
         return 1 if any(isinstance(v, str) and v.startswith("error") for v in report.values()) else 0
@@ -144,7 +144,7 @@ def run_job_hook(opts, job):
     # pbs_mom runs the prologue with umask 077: the job's user could not
     # enter the directories the prologue makes.
     os.umask(0o022)
-    torque = opts.batch_system == "torque"
+    is_torque = opts.batch_system == "torque"
     config_dir = getattr(opts, "config_dir", config.CONFIG_DIR)
     cfg = None
     try:
@@ -155,18 +155,18 @@ def run_job_hook(opts, job):
         wanted = jobroot.requested_os(cfg, opts.batch_system, os.environ, job.queue)
         result = jobroot.prologue(cfg, job.job_id, job.user, wanted, opts.batch_system, log)
         if "refused" not in result:
-            if torque:
+            if is_torque:
                 torque_event(cfg, job.job_id, "hpc-jobroot: job root %s (os %s)" % (
                     result["root"], result["os"]))
             return 0
-        if not torque:
+        if not is_torque:
             return 0  # the SPANK plugin shows the reason and fails the job
         print("hpc-jobroot: %s" % result["refused"])
         torque_event(cfg, job.job_id, "hpc-jobroot: %s" % result["refused"])
         return TORQUE_ABORT
     except (JobrootError, OSError) as exc:
         log("%s %s failed: %s" % (opts.command, job.job_id, exc))
-        if not torque:
+        if not is_torque:
             return 1
         if opts.command == "epilogue":
             return 1

@@ -115,7 +115,7 @@ def hook_env(job_id):
 
 
 def hook(cmd, job_id, cfg_dir):
-    return timed([HOOK, "--config-dir", cfg_dir, cmd, "--batch-system", "slurm"], hook_env(job_id))
+    return timed([HOOK, "--config-dir", cfg_dir, cmd, "--batch-system", "slurm", "--"], hook_env(job_id))
 
 
 def home():
@@ -291,7 +291,7 @@ def hook_self_rss(cfg, job):
     for cmd in ("prologue", "epilogue"):
         with tempfile.NamedTemporaryFile(mode="r") as result:
             timed(["/usr/bin/python3", "-I", "-c", _RSS_WRAPPER, HOOK, result.name, "--config-dir", cfg, cmd,
-                   "--batch-system", "slurm"], hook_env(job))
+                   "--batch-system", "slurm", "--"], hook_env(job))
             out[cmd] = int(result.read())
     return out
 

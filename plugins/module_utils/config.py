@@ -49,6 +49,9 @@ class NodeConfig:  # pylint: disable=too-many-instance-attributes
     home: str = "user"
     queue_os: dict = field(default_factory=dict)
     slurm_node_name: str = ""
+    # Torque: after this many failed prologues of one job on this node, abort
+    # it (exit 1) instead of requeueing it (exit 2) once more.
+    max_setup_failures: int = 3
 
     def validate(self):
         """Raise ValidationError naming the first bad key; return self."""
@@ -56,6 +59,10 @@ class NodeConfig:  # pylint: disable=too-many-instance-attributes
             validate.volume_group(self.volume_group)
         if self.thin_pool:
             validate.lv_name(self.thin_pool)
+        if not isinstance(self.max_setup_failures, int) or isinstance(self.max_setup_failures, bool) \
+                or self.max_setup_failures < 1:
+            raise ValidationError("config max_setup_failures must be a whole number >= 1, got %r"
+                                  % (self.max_setup_failures,))
         for name in ("slots", "slot_extents", "extent_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:

@@ -34,7 +34,7 @@ import stat
 import time
 
 from ansible_collections.hpc.jobroot.plugins.module_utils import (
-    atomic, beneath, bindtree, chroot, faults, lock, lvm, procs, validate)
+    atomic, beneath, bindtree, chroot, faults, lock, lvm, procs, torque, validate)
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import (
     JobrootError, RefusedError, ValidationError)
 
@@ -53,6 +53,10 @@ def _state_path(cfg, key):
 
 def _refusal_path(cfg, key):
     return os.path.join(cfg.run_dir, "jobs", key + ".refused")
+
+
+def _failures_path(cfg, key):
+    return os.path.join(cfg.run_dir, "failures", key)
 
 
 def _trees(cfg):
@@ -215,7 +219,11 @@ def prologue(cfg, job_id, user, os_name=None, batch_system="slurm", log=_silent)
                 _make_dir_root(root)
             os.chmod(root, 0o755)
             faults.point("prologue-volume")
-            bindtree.apply(root, job_mounts(cfg, real_tree, owner), JOB_DIRS, _trees(cfg))
+            entries = job_mounts(cfg, real_tree, owner)
+            script = torque.script_entry(cfg.pbs_home, job_id) if batch_system == "torque" else None
+            if script:
+                entries.append(script)
+            bindtree.apply(root, entries, JOB_DIRS, _trees(cfg))
             faults.point("prologue-bind-tree")
             record = chroot.record_path(batch_system, job_id, cfg.run_dir, cfg.pbs_home)
             if record:
@@ -232,6 +240,7 @@ def prologue(cfg, job_id, user, os_name=None, batch_system="slurm", log=_silent)
                   "size_bytes": size, "record": record}
         _save_state(cfg, key, dict(result, user=user, phase="ready", batch_system=batch_system))
         faults.point("prologue-ready")
+        chroot.remove_file(_failures_path(cfg, key))
         log("job %s: root %s ready (os %s, %s)" % (
             job_id, root, name, "directory mode, no size limit" if lv is None else
             "%d MiB on %s/%s" % (size >> 20, cfg.volume_group, lv)))
@@ -265,8 +274,35 @@ def epilogue(cfg, job_id, batch_system="slurm", log=_silent):
     """
     key = validate.job_key(job_id)
     faults.check()
+    with lock.job_lock(cfg.run_dir, key) as job_lock:
+        actions = _teardown(cfg, key, job_id, batch_system, log)
+        job_lock.remove()
+        return actions
+
+
+def note_failure(cfg, job_id):
+    """Count one failed prologue of job *job_id* on this node; return the count (int >= 1).
+
+    The count is kept in ``<run_dir>/failures/<job key>`` (root-owned,
+    written atomically under the job's lock; an unreadable count starts
+    again at 1). A successful prologue and gc remove it. The hook command
+    uses it to stop a requeue loop: Torque requeues a job whose prologue
+    exits 2, and the scheduler may start it on the same node at once.
+    Raises ValidationError for a bad job id.
+    """
+    key = validate.job_key(job_id)
+    path = _failures_path(cfg, key)
     with lock.job_lock(cfg.run_dir, key):
-        return _teardown(cfg, key, job_id, batch_system, log)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            with os.fdopen(fd, encoding="ascii") as handle:
+                count = int(handle.read(32).strip())
+        except (OSError, ValueError):
+            count = 0
+        count = max(count, 0) + 1
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        atomic.write(path, "%d\n" % count, 0o600)
+    return count
 
 
 def _teardown(cfg, key, job_id, batch_system, log):
@@ -346,7 +382,7 @@ def known_jobs(cfg):
     """Return the job keys this node holds anything for (set of str).
 
     Sources: tagged LVs, directories under root_base, state files, pins,
-    records and refusals.
+    records, refusals, failure counts and lock files.
     """
     keys = set()
     if cfg.volume_group:
@@ -354,7 +390,9 @@ def known_jobs(cfg):
                  if lv["name"].startswith(lvm.LV_PREFIX)}
     for folder, suffixes in ((cfg.root_base, ("",)), (os.path.join(cfg.run_dir, "jobs"),
                                                       (".json", ".root", ".refused")),
-                             (os.path.join(cfg.run_dir, "pins"), ("",))):
+                             (os.path.join(cfg.run_dir, "pins"), ("",)),
+                             (os.path.join(cfg.run_dir, "failures"), ("",)),
+                             (os.path.join(cfg.run_dir, "locks"), ("",))):
         try:
             names = os.listdir(folder)
         except FileNotFoundError:
@@ -383,7 +421,8 @@ def gc(cfg, alive=None, log=_silent):
     lock is held (its prologue or epilogue is running) is skipped. Then the
     temp files of interrupted atomic writes whose writer is gone are removed
     (:func:`sweep_temps`); if there were any, the report lists them under
-    the key ``temp files``.
+    the key ``temp files``. A swept job's failure count and lock file are
+    removed too.
     """
     faults.check()
     report = {}
@@ -398,6 +437,8 @@ def gc(cfg, alive=None, log=_silent):
             continue
         try:
             report[key] = _teardown(cfg, key, job_id, state.get("batch_system"), log)
+            chroot.remove_file(_failures_path(cfg, key))
+            job_lock.remove()
         except JobrootError as exc:
             report[key] = "error: %s" % exc
         finally:
@@ -423,7 +464,7 @@ def sweep_temps(cfg):
     """Remove the temp files of atomic writes whose writer died; return their paths.
 
     Only names this code writes are touched: ``<key>.json``, ``.root`` and
-    ``.refused`` in ``<run_dir>/jobs``, pins, bind-tree manifests
+    ``.refused`` in ``<run_dir>/jobs``, pins, failure counts, bind-tree manifests
     (``<24 hex>.json`` in ``<run_dir>/trees``) and Torque records
     (``<job id>.root`` in ``<pbs_home>/mom_priv/jobs``), each followed by
     ``.tmp.<PID>`` of a process that no longer exists (atomic.sweep).
@@ -432,6 +473,7 @@ def sweep_temps(cfg):
     folders = (
         (os.path.join(cfg.run_dir, "jobs"), lambda n: _is_key(n, (".json", ".root", ".refused"))),
         (os.path.join(cfg.run_dir, "pins"), _is_key),
+        (os.path.join(cfg.run_dir, "failures"), _is_key),
         (_trees(cfg), lambda n: trees.match(n) is not None),
         (os.path.join(cfg.pbs_home, "mom_priv", "jobs"),
          lambda n: n.endswith(".root") and _is_key(n[:-len(".root")])),

@@ -4,8 +4,11 @@
 """Locks, so concurrent prologues, epilogues and sweeps on one node cannot race.
 
 ``flock(2)`` locks vanish with the process that holds them, so a prologue
-killed halfway never leaves a stale lock behind (a lock *file* stays, which
-is harmless).
+killed halfway never leaves a stale lock behind. A job's lock file is
+removed at the end of its epilogue (:meth:`Lock.remove`, while holding it);
+a waiter that then gets the lock on the removed file notices (the path no
+longer names its descriptor's inode) and locks the path anew, so two
+holders can never exist.
 """
 
 from __future__ import annotations
@@ -37,8 +40,12 @@ class Lock:
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                self.fd = fd
-                return True
+                if self._names(fd):
+                    self.fd = fd
+                    return True
+                # removed (or replaced) by its last holder: lock the path anew
+                os.close(fd)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     os.close(fd)
@@ -47,6 +54,29 @@ class Lock:
                     raise JobrootError("timed out after %g s waiting for lock %s"
                                        % (self.timeout, self.path)) from None
                 time.sleep(0.05)
+
+    def _names(self, fd):
+        """True if ``self.path`` still names the file open on *fd*."""
+        try:
+            st = os.stat(self.path, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        mine = os.fstat(fd)
+        return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
+
+    def remove(self):
+        """Unlink the lock file while holding the lock (then :meth:`release`).
+
+        Raises JobrootError if the lock is not held. A process waiting for
+        the lock then sees it was removed and takes a fresh one
+        (:meth:`acquire`), so removing never lets two holders in.
+        """
+        if self.fd is None:
+            raise JobrootError("lock %s is not held: not removing it" % self.path)
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
 
     def release(self):
         """Release the lock (closing the descriptor drops the flock)."""

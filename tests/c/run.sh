@@ -12,7 +12,7 @@
 #      2.5: C89 with Torque's own --enable-gcc-warnings flags);
 #   3. run it (as root: it checks file ownership).
 # Then: the two patches must add the same code apart from their marked
-# compatibility lines, and three deliberately broken copies (mutants) must make
+# compatibility lines, and five deliberately broken copies (mutants) must make
 # the test fail, so that an off-by-one or an overflow cannot pass unnoticed.
 #
 # Prints one line per check and a summary line; exits non-zero on any failure.
@@ -172,11 +172,15 @@ run_mutant mutant-read-overflow "$p6" cxx 's/while (len < bufsize - 1)/while (le
 run_mutant mutant-escape-bound "$p2" c89 's/if (o + need >= outsize)/if (o + need > outsize)/'
 # a record buffer one byte short: the path at the limit must still be accepted
 run_mutant mutant-short-buffer "$p6" cxx 's/char   root\[PATH_MAX + 2\];/char   root[PATH_MAX + 1];/'
+# the old behaviour: a PBS_O_ROOTDIR the job set (qsub -D) is not looked at
+run_mutant mutant-job-picks-root "$p6" cxx 's/  set = get_job_envvar(pjob, varname);/  set = NULL;/'
+# PBS_O_ROOTDIR in the job's variables but not in its environment
+run_mutant mutant-no-env "$p2" c89 's/  bld_env_variables(&vtable, varname, realroot);/  (void)vtable;/'
 
 note ""
 for r in "${results[@]}"; do note "  $r"; done
 if [ "$failures" = 0 ]; then
-  note "tests/c: PASS (${#results[@]} steps: 2 patch variants, code identity, 3 mutants caught)"
+  note "tests/c: PASS (${#results[@]} steps: 2 patch variants, code identity, 5 mutants caught)"
   exit 0
 fi
 note "tests/c: FAIL ($failures of ${#results[@]} steps failed)"

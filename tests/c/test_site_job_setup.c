@@ -229,12 +229,16 @@ static void expect(const char *name, const char *jobid, int want_rc,
   char *got;
   char  var[] = "PBS_O_ROOTDIR";
 
+  const char *env;
+
   current = name;
   before = nvars(pjob);
+  standin_clear_env();
   stderr_begin();
   rc = site_job_setup(pjob);
   stderr_end();
   got = get_job_envvar(pjob, var);
+  env = standin_getenv(var);
 
   check(rc == want_rc, "returns %d (want %d)", rc, want_rc);
 
@@ -242,6 +246,7 @@ static void expect(const char *name, const char *jobid, int want_rc,
     {
     check(got == NULL, "PBS_O_ROOTDIR unset (got %s)", got ? got : "unset");
     check(nvars(pjob) == before, "variables unchanged (%d, want %d)", nvars(pjob), before);
+    check(env == NULL, "PBS_O_ROOTDIR not in the job's environment");
     }
   else
     {
@@ -249,6 +254,8 @@ static void expect(const char *name, const char *jobid, int want_rc,
           "PBS_O_ROOTDIR is the root (%lu bytes)", (unsigned long)strlen(want_root));
     check(nvars(pjob) == before + 1, "one variable added, others kept (%d, want %d)",
           nvars(pjob), before + 1);
+    check((env != NULL) && (strcmp(env, want_root) == 0) && (vtable.v_used == 1),
+          "PBS_O_ROOTDIR=<root> in the job's environment, once");
     }
 
   if (want_rc != 0)
@@ -264,6 +271,53 @@ static void expect(const char *name, const char *jobid, int want_rc,
     {
     check(standin_err_count == errs, "nothing logged as an error");
     check(job_stderr[0] == '\0', "nothing on the job's stderr");
+    }
+
+  standin_free_job(pjob);
+  }
+
+/*
+ * A job that set PBS_O_ROOTDIR=setroot itself (qsub -D): run site_job_setup();
+ * check its return code and, on failure, the reason; the job's variable must
+ * stay as the job set it and nothing may be added to its environment.
+ */
+static void expect_set(const char *name, const char *jobid, const char *setroot,
+                       int want_rc, const char *want_log)
+  {
+  char  setvar[PATH_MAX * 2 + 32];
+  job  *pjob;
+  int   errs = standin_err_count;
+  int   before;
+  int   rc;
+  char *got;
+  char  var[] = "PBS_O_ROOTDIR";
+
+  snprintf(setvar, sizeof(setvar), "PBS_O_ROOTDIR=%s", setroot);
+  pjob = new_job(jobid, setvar, "PBS_O_HOME=/home/u");
+  current = name;
+  before = nvars(pjob);
+  standin_clear_env();
+  stderr_begin();
+  rc = site_job_setup(pjob);
+  stderr_end();
+  got = get_job_envvar(pjob, var);
+
+  check(rc == want_rc, "returns %d (want %d)", rc, want_rc);
+  check((got != NULL) && (strcmp(got, setroot) == 0), "the job's PBS_O_ROOTDIR is unchanged");
+  check(nvars(pjob) == before, "no variable added (%d, want %d)", nvars(pjob), before);
+  check(vtable.v_used == 0, "nothing added to the job's environment");
+
+  if (want_rc != 0)
+    {
+    check((standin_err_count == errs + 1) && (strstr(standin_last_err, want_log) != NULL),
+          "logged reason contains '%s' (log: %.200s)", want_log, standin_last_err);
+    check((strncmp(job_stderr, "hpc-jobroot: job ", 17) == 0) &&
+          (strstr(job_stderr, want_log) != NULL),
+          "the reason on the job's stderr");
+    }
+  else
+    {
+    check(standin_err_count == errs, "nothing logged as an error");
     }
 
   standin_free_job(pjob);
@@ -530,28 +584,34 @@ int main(int argc, char **argv)
   put_record_line("32.srv", path);
   expect("root is a file", "32.srv", 1, NULL, "not a directory");
 
-  /* --- PBS_O_ROOTDIR set by the job is left alone --- */
-  {
-  job  *pjob = new_job("33.srv", "PBS_O_ROOTDIR=/custom", "PBS_O_HOME=/home/u");
-  int   calls = standin_decode_calls;
-  int   errs = standin_err_count;
-  int   rc;
-  char  var[] = "PBS_O_ROOTDIR";
-  char *got;
+  /* --- PBS_O_ROOTDIR set by the job (qsub -D DIR): only its own root passes --- */
 
-  put_record("33.srv", root, strlen(root), 0666, 0);  /* would fail if read */
-  current = "PBS_O_ROOTDIR already set";
-  stderr_begin();
-  rc = site_job_setup(pjob);
-  stderr_end();
-  got = get_job_envvar(pjob, var);
-  check(rc == 0, "returns %d (want 0)", rc);
-  check((got != NULL) && (strcmp(got, "/custom") == 0), "PBS_O_ROOTDIR still /custom (%s)", got);
-  check(standin_decode_calls == calls, "no variable added");
-  check(standin_err_count == errs, "nothing logged as an error");
-  check(strstr(standin_last_event, "already set") != NULL, "logged that the record was not used");
-  standin_free_job(pjob);
-  }
+  put_record_line("33.srv", root);
+  expect_set("qsub -D outside the base, with a record", "33.srv", other, 1,
+             "PBS_O_ROOTDIR set by the job");
+  expect_set("qsub -D /, with a record", "33.srv", "/", 1, "not below the job-root base");
+  remove_record("33.srv");
+  expect_set("qsub -D outside the base, no record", "33.srv", other, 1,
+             "not below the job-root base");
+  expect_set("qsub -D missing directory, no record", "33.srv", "/nonexistent/x", 1,
+             "No such file");
+  expect_set("qsub -D another job's root, no record", "33.srv", root, 1,
+             "no job root was prepared for it");
+  pathf(path, "%s/own33", BASE);
+  mkdir_p(path);
+  put_record_line("33.srv", path);
+  expect_set("qsub -D another job's root, with a record", "33.srv", root, 1,
+             "is not its job root");
+  pathf(text, "%s/link", BASE);
+  expect_set("qsub -D a symlink below the base pointing outside", "33.srv", text, 1,
+             "not below the job-root base");
+  expect_set("qsub -D its own root", "33.srv", path, 0, "");
+  pathf(text, "%s/../roots/own33", BASE);
+  expect_set("qsub -D its own root, by another spelling", "33.srv", text, 0, "");
+  put_record("33.srv", path, strlen(path), 0666, 0);
+  expect_set("qsub -D its own root, but a writable record", "33.srv", path, 1,
+             "writable by group or others");
+  remove_record("33.srv");
 
   /* --- job ids --- */
 
@@ -597,6 +657,7 @@ int main(int argc, char **argv)
 
   remove_record("4.srv");
   free(standin_last_decoded);
+  standin_clear_env();
 
   printf("%s: %d checks passed, %d failed\n", argv[0], passed, failed);
 

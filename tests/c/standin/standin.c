@@ -11,9 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include "torque_standin.h"
+#include "mom_func.h"
 #include "log.h"
 
 char *mom_home = NULL;
+
+/* The job's environment (pbs_mom's start_exec.c keeps it in this global). The
+ * stand-in bld_env_variables() appends "name=value" to v_envp, as Torque's does. */
+struct var_table vtable = { NULL, NULL, 0, 0, 0 };
 
 int   standin_decode_calls = 0;
 int   standin_decode_fail = 0;
@@ -137,6 +142,49 @@ char *get_job_envvar(job *pjob, STANDIN_CONST char *variable)
     }
 
   return(NULL);
+  }
+
+int bld_env_variables(struct var_table *v, STANDIN_CONST char *name, STANDIN_CONST char *value)
+  {
+  char **grown = (char **)realloc(v->v_envp, sizeof(char *) * (size_t)(v->v_used + 2));
+  char  *entry = (char *)xmalloc(strlen(name) + strlen(value) + 2);
+
+  if (grown == NULL)
+    {
+    perror("realloc");
+    exit(2);
+    }
+
+  sprintf(entry, "%s=%s", name, value);
+  v->v_envp = grown;
+  v->v_envp[v->v_used++] = entry;
+  v->v_envp[v->v_used] = NULL;
+
+  return(0);
+  }
+
+const char *standin_getenv(const char *name)
+  {
+  size_t len = strlen(name);
+  int    i;
+
+  for (i = 0; i < vtable.v_used; i++)
+    if ((strncmp(vtable.v_envp[i], name, len) == 0) && (vtable.v_envp[i][len] == '='))
+      return(vtable.v_envp[i] + len + 1);
+
+  return(NULL);
+  }
+
+void standin_clear_env(void)
+  {
+  int i;
+
+  for (i = 0; i < vtable.v_used; i++)
+    free(vtable.v_envp[i]);
+
+  free(vtable.v_envp);
+  vtable.v_envp = NULL;
+  vtable.v_used = 0;
   }
 
 void standin_free_job(job *pjob)

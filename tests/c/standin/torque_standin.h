@@ -62,5 +62,7 @@ extern int   standin_decode_calls;     /* decode_arst() calls so far */
 extern int   standin_decode_fail;      /* non-zero: decode_arst() returns it */
 extern char *standin_last_decoded;     /* the last value given to decode_arst() */
 void standin_free_job(job *pjob);
+const char *standin_getenv(const char *name);   /* a variable in the job's environment, or NULL */
+void standin_clear_env(void);                   /* empty the job's environment */
 
 #endif /* TORQUE_STANDIN_H */

@@ -43,3 +43,35 @@ def test_waiting_times_out_with_a_clear_error(tmp_path):
 def test_node_and_job_lock_paths():
     assert lock.node_lock("/run/x").path == "/run/x/lock"
     assert lock.job_lock("/run/x", "17_3").path == "/run/x/locks/17_3"
+
+
+def test_remove_needs_the_lock_held(tmp_path):
+    with pytest.raises(JobrootError, match="not held"):
+        lock.Lock(str(tmp_path / "locks" / "1")).remove()
+
+
+def test_removed_lock_file_is_gone_and_a_waiter_locks_a_fresh_one(tmp_path):
+    import os
+    import threading
+
+    path = str(tmp_path / "locks" / "4711")
+    first = lock.Lock(path)
+    first.acquire()
+    # the waiter opens the file that is about to be removed and waits on it
+    waiter = lock.Lock(path, timeout=10)
+    got = []
+    thread = threading.Thread(target=lambda: got.append(waiter.acquire()))
+    thread.start()
+    first.remove()
+    assert not os.path.exists(path)
+    first.release()
+    thread.join(10)
+    assert got == [True]
+    try:
+        # the waiter holds the file the path names now, so no one else gets in
+        assert os.path.exists(path)
+        assert os.fstat(waiter.fd).st_ino == os.stat(path).st_ino
+        assert other_process_gets(path) is False
+    finally:
+        waiter.release()
+    assert other_process_gets(path) is True

@@ -12,7 +12,9 @@
 #  - standin/: the stand-in headers from tests/c/standin, so %build can compile
 #    the patched file;
 #  - torque.spec: a minimal spec of our own with the Torque package layout
-#    (torque, torque-client) and the torque_home macro.
+#    (torque, torque-client), the torque_home macro, Torque's way of naming
+#    the version (tarversion; Version: %{version}) and of taking CXXFLAGS from
+#    the cxxflags macro (buildutils/torque.spec.in of Torque 6.1).
 set -euo pipefail
 
 patch=$1 standin=$2 out=$3 version=$4 mode=$5
@@ -43,13 +45,15 @@ fi
 cat > "$top/torque.spec" <<SPEC
 %global debug_package %{nil}
 %{!?torque_home:%global torque_home %{_var}/spool/%{name}}
+%define tarversion $version
+%define version %{tarversion}
 
 Name: torque
-Version: $version
+Version: %{version}
 Release: 1.fixture
 Summary: Test fixture laid out like the Torque source (hpc.jobroot)
 License: GPL-3.0-or-later
-Source: %{name}-%{version}.tar.gz
+Source: %{name}-%{tarversion}.tar.gz
 
 %description
 Fixture for the rpmbuild pipeline test of the hpc.jobroot torque_mom role.
@@ -62,22 +66,26 @@ Requires: %{name} = %{version}-%{release}
 Fixture client package.
 
 %prep
-%setup -q
+%setup -q -n %{name}-%{tarversion}
 
 %build
 grep -q 'hpc-jobroot' src/lib/Libsite/site_mom_jst.c
 gcc -fsyntax-only -Wall -Wextra -Werror -Istandin src/lib/Libsite/site_mom_jst.c
 echo '%{torque_home}' > torque_home.txt
+CXXFLAGS="%{?cxxflags:%{cxxflags}}%{!?cxxflags:\$RPM_OPT_FLAGS}"
+echo "\$CXXFLAGS" > cxxflags.txt
 
 %install
 install -D -m 0644 src/lib/Libsite/site_mom_jst.c %{buildroot}/opt/hpc-jobroot-test-torque/site_mom_jst.c
 install -D -m 0644 torque_home.txt %{buildroot}/opt/hpc-jobroot-test-torque/torque_home.txt
+install -D -m 0644 cxxflags.txt %{buildroot}/opt/hpc-jobroot-test-torque/cxxflags.txt
 echo client > %{buildroot}/opt/hpc-jobroot-test-torque/client.txt
 
 %files
 %dir /opt/hpc-jobroot-test-torque
 /opt/hpc-jobroot-test-torque/site_mom_jst.c
 /opt/hpc-jobroot-test-torque/torque_home.txt
+/opt/hpc-jobroot-test-torque/cxxflags.txt
 
 %files client
 /opt/hpc-jobroot-test-torque/client.txt

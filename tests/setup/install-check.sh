@@ -70,7 +70,7 @@ doc role "${roles[@]}"
 
 mkdir "$work/empty-root"
 out=$(ANSIBLE_LOAD_CALLBACK_PLUGINS=true ANSIBLE_STDOUT_CALLBACK=ansible.builtin.minimal \
-    ansible localhost -i localhost, -c local -e ansible_python_interpreter="$(command -v python)" --check -m hpc.jobroot.bind_tree -a "root=$work/empty-root state=absent")
+    ansible localhost -i localhost, -c local -e ansible_python_interpreter="$(command -v python)" --check -m hpc.jobroot.bind_tree -a "root=$work/empty-root root_base=$work state=absent")
 python -c '
 import json, sys
 head, _, body = sys.argv[1].partition(" => ")

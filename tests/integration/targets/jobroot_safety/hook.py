@@ -35,7 +35,9 @@ def hook(cfg_dir, *args, job=None, os_name=None):
     env.pop("SPANK_JOBROOT_OS", None)
     if os_name:
         env["SPANK_JOBROOT_OS"] = os_name
-    return subprocess.run([sys.executable, HOOK, "--config-dir", cfg_dir] + list(args),
+    # Slurm's Prolog/Epilog wrappers end the hook's own options with "--" (hookargs)
+    tail = ["--"] if args and args[0] in ("prologue", "epilogue") else []
+    return subprocess.run([sys.executable, HOOK, "--config-dir", cfg_dir] + list(args) + tail,
                           env=env, capture_output=True, text=True, check=False, timeout=120)
 
 

@@ -30,7 +30,9 @@ def hook(cfg_dir, *args, env=None):
     for name in (faults.SWITCH, faults.GUARD):
         if name not in (env or {}):
             full.pop(name, None)
-    return subprocess.run([sys.executable, HOOK, "--config-dir", cfg_dir] + list(args),
+    # Slurm's Prolog/Epilog wrappers end the hook's own options with "--" (hookargs)
+    tail = ["--"] if args and args[0] in ("prologue", "epilogue") else []
+    return subprocess.run([sys.executable, HOOK, "--config-dir", cfg_dir] + list(args) + tail,
                           env=full, capture_output=True, text=True, check=False, timeout=120)
 
 

@@ -45,10 +45,12 @@ def script_entry(pbs_home, job_id):
     """Return the bind-tree entry (bindtree.spec dict) for the job's script, or None.
 
     None when there is no script file (an interactive job, ``qsub -I``) or
-    it is not a regular file. The bind is read-only, nosuid, nodev and
-    noexec (the shell reads the file; it is never executed directly) at
+    it is not a regular file. The bind is read-only, nosuid and nodev at
     the same path inside the root, so the job sees nothing else of
-    ``$PBS_HOME``.
+    ``$PBS_HOME``. Not noexec: on a default build pbs_mom writes the
+    script's path to the login shell's standard input, so the shell
+    executes the file (``start_exec.c``, SHELL_INVOKE); it is the job
+    user's own file, mode 0700, so noexec would protect nothing.
     """
     path = script_path(pbs_home, job_id)
     try:
@@ -58,7 +60,7 @@ def script_entry(pbs_home, job_id):
     if not stat.S_ISREG(st.st_mode):
         return None
     return {"target": path.lstrip("/"), "type": "bind", "source": path,
-            "options": ["ro", "nosuid", "nodev", "noexec"]}
+            "options": ["ro", "nosuid", "nodev"]}
 
 
 def alive(pbs_home, job_id):

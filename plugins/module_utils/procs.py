@@ -154,8 +154,13 @@ def end_in_root(root, uid=None, devices=frozenset(), grace=2.0):
     for pid in sorted(found):
         try:
             handle = os.pidfd_open(pid)
-        except OSError:
+        except ProcessLookupError:
             continue  # gone already
+        except OSError:
+            # No pidfd (Linux < 5.3): without one a reused PID could be hit,
+            # so it is reported, never signalled; teardown then waits for gc.
+            spared[pid] = ((uids(pid) or (None,))[0], found[pid])
+            continue
         owner = uids(pid)
         if uid is not None and owner == (uid,) * 4:
             ours[pid] = handle

@@ -3,16 +3,19 @@
 # make demo: the whole product on real input, end to end.
 #
 #  1. set-up: venv, collections (make collections), the guest image
-#     (tests/guest/build-image.sh, cached) and an older Debian userland
-#     (bullseye, debootstrapped once and cached by the chroot_image tooling);
+#     (tests/guest/build-image.sh, cached; Debian trixie with Slurm 24.11 by
+#     default, GUEST_SUITE picks another) and two older Debian userlands
+#     (bullseye and bookworm, each debootstrapped once and cached);
 #  2. boot the QEMU guest (real kernel with device-mapper) with two data disks;
-#  3. provision it with playbooks/site.yml: LVM pool, the bullseye image on the
-#     allow-list, the hook command, Slurm with Prolog/Epilog + SPANK plugin;
+#  3. provision it with playbooks/site.yml: LVM pool, the bullseye and bookworm
+#     images on the allow-list, the hook command, Slurm with Prolog/Epilog +
+#     SPANK plugin;
 #  4. submit real jobs as an ordinary user: one in the node's own OS, one in
-#     bullseye, at the same time; each reports /etc/os-release, its /tmp, its
-#     mounts and what it sees of the other job; a job asking for an OS that
-#     is not on the allow-list is refused;
-#  5. show that the volumes, mounts and records are gone afterwards;
+#     bullseye, one in bookworm, at the same time; each reports
+#     /etc/os-release, its /tmp, its mounts and what it sees of the other
+#     jobs; a job asking for an OS that is not on the allow-list is refused;
+#  5. wait until no job is completing (squeue empty, no Epilog running), then
+#     FAIL unless no LV, mount, job root, record or pin is left;
 #  6. print a short report and stop the guest (also on failure or Ctrl-C).
 #
 # Environment: DEMO_GUEST (guest name, default demo), DEMO_KEEP=1 (leave the
@@ -38,26 +41,31 @@ G() { "$GUESTSH" ssh "$GUEST" "$@"; }
 # run a command in the guest as the demo user, in her home
 U() { G "cd /home/alice && runuser -u alice -- $*"; }
 
-# The bullseye tree: $JOBROOT_BULLSEYE_TREE if set, else a minbase
-# debootstrap cached under ~/.cache/hpc-jobroot/trees (about 1-2 min once).
-bullseye_tree() {
-    if [ -n "${JOBROOT_BULLSEYE_TREE:-}" ]; then echo "$JOBROOT_BULLSEYE_TREE"; return; fi
-    local dir="${XDG_CACHE_HOME:-$HOME/.cache}/hpc-jobroot/trees/bullseye" mirror
+# An older Debian userland SUITE (bullseye, bookworm): $JOBROOT_<SUITE>_TREE
+# if set, else a minbase debootstrap cached under ~/.cache/hpc-jobroot/trees
+# (about 1-2 min once each).
+userland_tree() {
+    local suite=$1 var dir mirror
+    var="JOBROOT_${suite^^}_TREE"
+    if [ -n "${!var:-}" ]; then echo "${!var}"; return; fi
+    dir="${XDG_CACHE_HOME:-$HOME/.cache}/hpc-jobroot/trees/$suite"
     if [ ! -f "$dir/.complete" ]; then
         mirror=$(grep -rhoE '^(deb|URIs:) +(\[[^]]*\] +)?https?://[^ ]+' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
                  | grep -oE 'https?://[^ ]+' | grep -E '/debian/?$' | head -n 1)
         [ -n "$mirror" ] || die "no Debian mirror in /etc/apt/sources.list*"
-        echo "debootstrap --variant=minbase bullseye from $mirror (once) ..." >&2
+        echo "debootstrap --variant=minbase $suite from $mirror (once) ..." >&2
         rm -rf "$dir.partial"
         mkdir -p "$(dirname "$dir")"
-        debootstrap --variant=minbase bullseye "$dir.partial" "$mirror" >"$WORK/debootstrap.log" 2>&1 \
-            || { tail -20 "$WORK/debootstrap.log" >&2; die "debootstrap bullseye failed"; }
+        debootstrap --variant=minbase "$suite" "$dir.partial" "$mirror" >"$WORK/debootstrap-$suite.log" 2>&1 \
+            || { tail -20 "$WORK/debootstrap-$suite.log" >&2; die "debootstrap $suite failed"; }
         touch "$dir.partial/.complete"
         rm -rf "$dir"
         mv "$dir.partial" "$dir"
     fi
     echo "$dir"
 }
+USERLANDS=(bullseye bookworm)
+declare -A TREE
 
 cleanup() {
     local rc=$?
@@ -78,12 +86,14 @@ else
 fi
 mkdir -p "$WORK"
 
-step "Set-up: the bullseye userland (cached after the first run)"
+step "Set-up: the ${USERLANDS[*]} userlands (cached after the first run)"
 t=$SECONDS
-BULLSEYE=$(bullseye_tree)
-[ -x "$BULLSEYE/bin/sh" ] || die "no bullseye tree at $BULLSEYE"
-TIME[bullseye]=$((SECONDS - t))
-echo "bullseye tree: $BULLSEYE ($(cat "$BULLSEYE/etc/debian_version"))"
+for u in "${USERLANDS[@]}"; do
+    TREE[$u]=$(userland_tree "$u")
+    [ -x "${TREE[$u]}/bin/sh" ] || die "no $u tree at ${TREE[$u]}"
+    echo "$u tree: ${TREE[$u]} ($(cat "${TREE[$u]}/etc/debian_version"))"
+done
+TIME[userlands]=$((SECONDS - t))
 
 step "Boot the guest (QEMU/TCG, real LVM; builds the image on first use)"
 trap cleanup EXIT
@@ -93,14 +103,16 @@ t=$SECONDS
 TIME[boot]=$((SECONDS - t))
 INV=$("$GUESTSH" inventory "$GUEST")
 
-step "Copy the bullseye master tree to the node (the node is its own image build host here)"
+step "Copy the ${USERLANDS[*]} master trees to the node (the node is its own image build host here)"
 t=$SECONDS
-G 'test -f /var/lib/hpc-jobroot/build/bullseye/etc/debian_version' 2>/dev/null || {
-    tar -C "$BULLSEYE" --numeric-owner --exclude=./.complete -cf - . \
-        | G 'mkdir -p /var/lib/hpc-jobroot/build/bullseye && tar -C /var/lib/hpc-jobroot/build/bullseye --numeric-owner -xpf -'
-}
+for u in "${USERLANDS[@]}"; do
+    G "test -f /var/lib/hpc-jobroot/build/$u/etc/debian_version" 2>/dev/null || {
+        tar -C "${TREE[$u]}" --numeric-owner --exclude=./.complete -cf - . \
+            | G "mkdir -p /var/lib/hpc-jobroot/build/$u && tar -C /var/lib/hpc-jobroot/build/$u --numeric-owner -xpf -"
+    }
+done
 TIME[copy_tree]=$((SECONDS - t))
-G 'du -sh /var/lib/hpc-jobroot/build/bullseye'
+G 'du -sh /var/lib/hpc-jobroot/build/*'
 
 step "Provision the node with playbooks/site.yml"
 cat >"$WORK/vars.json" <<JSON
@@ -108,7 +120,10 @@ cat >"$WORK/vars.json" <<JSON
  "jobroot_pvs": "{{ guest_data_disks }}",
  "jobroot_slots": $SLOTS,
  "jobroot_default_os": "host",
- "jobroot_images": [{"name": "bullseye", "version": "$(tr -c 'A-Za-z0-9.\n' '.' <"$BULLSEYE/etc/debian_version")", "source": "/var/lib/hpc-jobroot/build/bullseye"}]}
+ "jobroot_images": [$(for u in "${USERLANDS[@]}"; do
+    printf '%s{"name": "%s", "version": "%s", "source": "/var/lib/hpc-jobroot/build/%s"}' "$([ "$u" = "${USERLANDS[0]}" ] || echo ', ')" \
+        "$u" "$(tr -c 'A-Za-z0-9.\n' '.' <"${TREE[$u]}/etc/debian_version")" "$u"
+done)]}
 JSON
 t=$SECONDS
 ansible-playbook -i "$INV" "$REPO/playbooks/site.yml" -e "@$WORK/vars.json" | tee "$WORK/site.log" \
@@ -122,6 +137,9 @@ TIME[provision_again]=$((SECONDS - t))
 echo "second run: $(grep -o 'changed=[0-9]*' "$WORK/site2.log" | head -1) in ${TIME[provision_again]} s"
 
 step "The node"
+NODE_OS=$(G '. /etc/os-release; echo "$PRETTY_NAME"')
+SLURM_VERSION=$(G 'slurmd -V')
+echo "node OS: $NODE_OS, $SLURM_VERSION"
 G 'sinfo; echo; echo "allow-list:"; grep -v "^#" /etc/hpc-jobroot/chroots.conf; echo; vgs jobs; \
    python3 -c "import json; p=json.load(open(\"/etc/hpc-jobroot/pool.json\")); print(\"slots:\", p[\"slots\"], \" slot size:\", p[\"slot_extents\"]*p[\"extent_size\"]>>20, \"MiB\")"'
 G 'id alice >/dev/null 2>&1 || useradd --create-home --shell /bin/bash alice'
@@ -134,25 +152,26 @@ echo "os-release:  $PRETTY_NAME (debian_version $(cat /etc/debian_version))"
 echo "/tmp:        $(df -h --output=size,fstype /tmp | tail -n 1 | tr -s ' ') on $(df --output=source /tmp | tail -n 1)"
 echo "mounts:      $(awk '{printf "%s ", $5}' /proc/self/mountinfo)"
 echo "secret of job $SLURM_JOB_ID" > /tmp/secret.$SLURM_JOB_ID
-sleep 6   # the other job writes its secret meanwhile
+sleep 6   # the other jobs write their secrets meanwhile
 echo "in /tmp:     $(cd /tmp && ls secret.* | tr '\n' ' ')"
 echo "job roots:   $(ls /var/lib/hpc-jobroot/roots 2>&1 | head -n 1)"
 JOB
 G 'chown alice: /home/alice/report.sh && chmod 755 /home/alice/report.sh'
 
-step "Submit two jobs at once as user alice: the node's OS, and bullseye"
+step "Submit three jobs at once as user alice: the node's OS, ${USERLANDS[*]}"
 t=$SECONDS
-J1=$(U sbatch --parsable -o demo-%j.out ./report.sh host)
-J2=$(U sbatch --parsable --jobroot-os=bullseye -o demo-%j.out ./report.sh bullseye)
-echo "submitted $J1 (host OS) and $J2 (--jobroot-os=bullseye)"
+JOBS=("$(U sbatch --parsable -o demo-%j.out ./report.sh host)")
+for u in "${USERLANDS[@]}"; do
+    JOBS+=("$(U sbatch --parsable --jobroot-os="$u" -o demo-%j.out ./report.sh "$u")")
+done
+echo "submitted ${JOBS[0]} (host OS), ${JOBS[1]} (--jobroot-os=${USERLANDS[0]}), ${JOBS[2]} (--jobroot-os=${USERLANDS[1]})"
 sleep 3
-echo "while they run:"
+echo "while they run (the node has 2 CPUs: the third job waits for one):"
 G "squeue; echo; lvs --noheadings -o lv_name,lv_size,lv_tags jobs; findmnt -rn -o TARGET | grep -c '^/var/lib/hpc-jobroot/roots/' | sed 's/^/mounts under the job roots: /'"
-until [ -z "$(G squeue --noheader --jobs "$J1,$J2" 2>/dev/null)" ]; do sleep 1; done
+JOBLIST=$(IFS=,; echo "${JOBS[*]}")
+until [ -z "$(G squeue --noheader --jobs "$JOBLIST" 2>/dev/null)" ]; do sleep 1; done
 TIME[jobs]=$((SECONDS - t))
-echo
-G "cat /home/alice/demo-$J1.out; echo; cat /home/alice/demo-$J2.out"
-G "sacct --noheader -j $J1,$J2 -X -o jobid,state,exitcode 2>/dev/null || true"
+for j in "${JOBS[@]}"; do echo; G "cat /home/alice/demo-$j.out"; done
 
 step "A job that asks for an OS not on the allow-list"
 U "srun --jobroot-os=sl5 cat /etc/os-release" 2>&1 | sed 's/^/  /' || true
@@ -161,20 +180,33 @@ U "env JOBROOT_OS=../etc sbatch --wrap true" 2>&1 | sed 's/^/  /' || true
 step "Job latency (srun /bin/true as alice: Prolog with LV + mkfs + mounts, chroot, Epilog)"
 G 'cd /home/alice; TIMEFORMAT="%R s"; for i in 1 2 3; do time runuser -u alice -- srun /bin/true; done' 2>&1 | tee "$WORK/latency.txt"
 
-step "Afterwards: volumes, mounts and records are gone"
-sleep 1
-G 'echo "LVs tagged hpc_jobroot: $(lvs --noheadings -o lv_name @hpc_jobroot | wc -l)"; \
-   echo "mounts under /var/lib/hpc-jobroot/roots: $(findmnt -rn -o TARGET | grep -c "^/var/lib/hpc-jobroot/roots/" || true)"; \
-   echo "job roots: $(ls /var/lib/hpc-jobroot/roots | wc -l)  records: $(ls /run/hpc-jobroot/jobs | wc -l)"; \
-   echo "node: $(sinfo --noheader -o %t)"'
+step "Afterwards: volumes, mounts, roots, records and pins are gone"
+# A job's Epilog runs after its last step ends, while squeue shows the job
+# completing (CG): wait until squeue lists no job at all and no Epilog runs.
+t=$SECONDS
+until G '[ -z "$(squeue --noheader)" ] && ! pgrep -f /usr/libexec/hpc-jobroot/slurm-epilog >/dev/null'; do
+    [ $((SECONDS - t)) -lt 120 ] || die "jobs still completing after 120 s: $(G 'squeue --noheader')"
+    sleep 1
+done
+echo "no job queued, running or completing after $((SECONDS - t)) s"
+LEFT=$(G 'echo "lvs=$(lvs --noheadings -o lv_name @hpc_jobroot | wc -l)"; \
+   echo "mounts=$(grep -c " /var/lib/hpc-jobroot/roots/" /proc/self/mountinfo)"; \
+   echo "roots=$(ls -A /var/lib/hpc-jobroot/roots | wc -l)"; \
+   echo "records=$(ls -A /run/hpc-jobroot/jobs | wc -l)"; \
+   echo "pins=$(ls -A /run/hpc-jobroot/pins 2>/dev/null | wc -l)"')
+echo "left on the node: $(echo "$LEFT" | tr '\n' ' ')(node: $(G 'sinfo --noheader -o %t'))"
+[ "$(echo "$LEFT" | cut -d= -f2 | sort -u)" = 0 ] || die "the jobs left something behind: $(echo "$LEFT" | tr '\n' ' ')"
 
 step "Report"
 cat <<REPORT
-  bullseye tree ready      ${TIME[bullseye]} s
+  node                     $NODE_OS, $SLURM_VERSION
+  userlands (images)       $(for u in "${USERLANDS[@]}"; do printf '%s %s  ' "$u" "$(cat "${TREE[$u]}/etc/debian_version")"; done)
+  jobs                     ${#JOBS[@]} at once (host OS and each userland), all cleaned up
+  userland trees ready     ${TIME[userlands]} s
   guest boot               ${TIME[boot]} s
-  bullseye tree to node    ${TIME[copy_tree]} s
+  trees to node            ${TIME[copy_tree]} s
   provisioning (site.yml)  ${TIME[provision]} s, second run ${TIME[provision_again]} s
-  two jobs, submit to end  ${TIME[jobs]} s (each job sleeps 6 s)
+  three jobs, submit to end ${TIME[jobs]} s (each job sleeps 6 s)
   srun /bin/true           $(grep -E '^[0-9.]+ s$' "$WORK/latency.txt" | tr '\n' ' ')
   demo total               $((SECONDS - T0)) s
 REPORT

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build (or find in the cache) the Debian bookworm image of the QEMU test guest.
+# Build (or find in the cache) the Debian image of the QEMU test guest for one
+# suite: GUEST_SUITE=trixie (the default), sid, or bookworm.
 #
 #   tests/guest/build-image.sh            build if needed, print the image dir
 #   tests/guest/build-image.sh --dir      print the image dir only (no build)
@@ -14,18 +15,28 @@
 #   vmlinuz        the guest kernel   (booted with qemu -kernel)
 #   initrd.img     its initramfs
 #   id_ed25519     SSH key for root in the guest (generated here, never committed)
-#   packages.lst   dpkg -l of the guest, for the record
+#   packages.lst   dpkg -l of the guest: the exact package versions, for the
+#                  record (sid changes daily, so two sid images may differ)
+#   suite          the suite it was built from
 #   build.log      the full build log
 #
-# <hash> covers every input: this script, packages.txt, the apt mirror it is
-# built from.  A change to any of them builds a new image in a new dir; an
+# <hash> covers every input: this script, packages.txt, the suite and the apt
+# mirrors it is built from.  A change to any of them builds a new image in a new dir; an
 # unchanged set finds the cached one and returns at once.  Old dirs are left
 # for the user to delete.
 #
 # The mirror is the Debian mirror configured on the host (the only one that
 # is reachable here), read from /etc/apt/sources.list and
 # /etc/apt/sources.list.d/*.{list,sources}; GUEST_MIRROR and
-# GUEST_SECURITY_MIRROR override it.
+# GUEST_SECURITY_MIRROR override it.  The suite-to-mirror rule (suite_sources
+# below): the host lists its own suite only (bookworm here); a Debian mirror
+# serves every suite under the same URI, so a suite the host does not list
+# takes the URI the host uses for any Debian suite, and its -security the URI
+# the host uses for any -security suite.  Which extra suites exist:
+#   bookworm, trixie   SUITE, SUITE-updates, SUITE-security
+#   sid                sid only (no -updates, no -security); its Release file
+#                      may have expired on a stored mirror, so apt is told not
+#                      to check Valid-Until for sid.
 #
 # Needs root (debootstrap, chroot), debootstrap, mkfs.ext4 (e2fsprogs >= 1.43
 # for -d), ssh-keygen.  Builds without loop devices: mkfs.ext4 -d copies the
@@ -34,7 +45,11 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-SUITE=bookworm
+SUITE=${GUEST_SUITE:-trixie}
+case "$SUITE" in
+    bookworm|trixie|sid) ;;
+    *) printf '[guest-image] ERROR: GUEST_SUITE=%s: not one of bookworm trixie sid\n' "$SUITE" >&2; exit 2 ;;
+esac
 IMAGE_SIZE=${GUEST_IMAGE_SIZE:-4G}
 CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/hpc-jobroot/guest"
 
@@ -70,9 +85,27 @@ mirror_for() {
     host_apt_entries | awk -v s="$1" '{ for (i = 2; i <= NF; i++) if ($i == s) { print $1; exit } }'
 }
 
+# First URI of any suite matching the extended regex RE (e.g. a -security one).
+mirror_matching() {
+    host_apt_entries | awk -v re="$1" '{ for (i = 2; i <= NF; i++) if ($i ~ re) { print $1; exit } }'
+}
+DEBIAN_SUITES='^(buster|bullseye|bookworm|trixie|forky|sid|stable|testing|unstable)(-updates)?$'
+
 MIRROR=${GUEST_MIRROR:-$(mirror_for "$SUITE")}
-SECURITY_MIRROR=${GUEST_SECURITY_MIRROR:-$(mirror_for "$SUITE-security")}
-[ -n "$MIRROR" ] || die "no apt entry for $SUITE on this host; set GUEST_MIRROR=http://..."
+[ -n "$MIRROR" ] || MIRROR=$(mirror_matching "$DEBIAN_SUITES")
+[ -n "$MIRROR" ] || die "no Debian apt entry on this host; set GUEST_MIRROR=http://..."
+# suite_sources: the extra suites of SUITE and whether its index may be stale.
+case "$SUITE" in
+    sid)
+        UPDATES_SUITE=""
+        SECURITY_MIRROR=""
+        VALID_UNTIL=false ;;
+    *)
+        UPDATES_SUITE="$SUITE-updates"
+        SECURITY_MIRROR=${GUEST_SECURITY_MIRROR:-$(mirror_for "$SUITE-security")}
+        [ -n "$SECURITY_MIRROR" ] || SECURITY_MIRROR=$(mirror_matching '-security$')
+        VALID_UNTIL=true ;;
+esac
 case "$MIRROR" in http://*|https://*|file:/*) ;; *) die "unsupported mirror URI: $MIRROR" ;; esac
 
 # --- packages -------------------------------------------------------------------
@@ -81,14 +114,14 @@ for p in "${PACKAGES[@]}"; do
     [[ $p =~ ^[a-z0-9][a-z0-9.+-]+$ ]] || die "bad package name in packages.txt: $p"
 done
 # debootstrap installs a small base set; apt-get in the chroot then installs
-# the rest with apt's resolver, from bookworm, -updates and -security, so the
+# the rest with apt's resolver, from SUITE, -updates and -security, so the
 # kernel is installed (and its initramfs built) once, at its newest version.
 BASE_PACKAGES=(systemd-sysv udev kmod ifupdown iproute2 procps ca-certificates)
 
 # --- the cache key --------------------------------------------------------------
 HASH=$( {
     sha256sum "$HERE/build-image.sh" "$HERE/packages.txt" | cut -d' ' -f1
-    echo "$SUITE $MIRROR $SECURITY_MIRROR $IMAGE_SIZE"
+    echo "$SUITE $MIRROR $UPDATES_SUITE $SECURITY_MIRROR $VALID_UNTIL $IMAGE_SIZE"
 } | sha256sum | cut -c1-16)
 OUT="$CACHE_ROOT/$HASH"
 
@@ -180,9 +213,12 @@ run_logged debootstrap debootstrap --variant=minbase \
 step "apt sources and the no-start policy"
 {
     echo "deb $MIRROR $SUITE main"
-    echo "deb $MIRROR $SUITE-updates main"
-    [ -n "$SECURITY_MIRROR" ] && echo "deb $SECURITY_MIRROR $SUITE-security main"
+    if [ -n "$UPDATES_SUITE" ]; then echo "deb $MIRROR $UPDATES_SUITE main"; fi
+    if [ -n "$SECURITY_MIRROR" ]; then echo "deb $SECURITY_MIRROR $SUITE-security main"; fi
 } >"$ROOTFS/etc/apt/sources.list"
+if [ "$VALID_UNTIL" != true ]; then
+    echo 'Acquire::Check-Valid-Until "false";' >"$ROOTFS/etc/apt/apt.conf.d/99hpc-jobroot-valid-until"
+fi
 # Nothing starts inside the build chroot (munge, slurmd, sshd ...).
 printf '#!/bin/sh\nexit 101\n' >"$ROOTFS/usr/sbin/policy-rc.d"
 chmod 0755 "$ROOTFS/usr/sbin/policy-rc.d"
@@ -195,6 +231,7 @@ run_logged "apt-get upgrade" chroot "$ROOTFS" env DEBIAN_FRONTEND=noninteractive
 run_logged "apt-get install" chroot "$ROOTFS" env DEBIAN_FRONTEND=noninteractive \
     apt-get -q -y --no-install-recommends install "${PACKAGES[@]}"
 chroot "$ROOTFS" dpkg -l >"$WORK/out/packages.lst"
+echo "$SUITE" >"$WORK/out/suite"
 for p in "${PACKAGES[@]}"; do
     # shellcheck disable=SC2016  # ${Status} is dpkg-query's field, not ours
     chroot "$ROOTFS" dpkg-query -W -f '${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' \

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Control the QEMU test guest: a Debian bookworm VM whose kernel has
+# Control the QEMU test guest: a Debian VM (suite: GUEST_SUITE, default trixie;
+# see build-image.sh) whose kernel has
 # device-mapper, so real LVM (and later real slurmd) can be tested on hosts
 # that have none.  Software emulation (TCG): KVM does not boot guests here.
 #

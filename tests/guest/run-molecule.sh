@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
-# Run every molecule scenario under molecule/ against ONE QEMU test guest.
+# Run every molecule scenario under molecule/ against ONE QEMU test guest per
+# Debian suite.
 #
 #   tests/guest/run-molecule.sh                 all scenarios (molecule/*/molecule.yml)
 #   tests/guest/run-molecule.sh jobvol slurm    only these, in this order
+#   MOLECULE_SUITES="sid" tests/guest/run-molecule.sh
+#                                               only the scenarios of these suites
 #
-# The guest boots once (tests/guest/guest.sh start), with the most data disks
-# any scenario asks for (its platform's `disks`), and is shared through
-# HPC_JOBROOT_GUEST: molecule/shared/create.yml and destroy.yml then reset the
-# data disks between scenarios instead of booting a guest each.  The guest is
-# stopped and its disks deleted when this script exits, whatever happened
-# (trap).  All scenarios run even if one fails; the exit status is non-zero if
-# any failed, and a summary with each scenario's time is printed at the end.
+# Each scenario names the suite of its guest with the platform key `suite`
+# (bookworm, trixie or sid; default trixie).  Scenarios are grouped by suite;
+# per suite the guest boots once (GUEST_SUITE=<suite> tests/guest/guest.sh
+# start <GUEST_NAME>-<suite>), with the most data disks any of its scenarios
+# asks for (its platform's `disks`), and is shared through HPC_JOBROOT_GUEST:
+# molecule/shared/create.yml and destroy.yml then reset the data disks between
+# scenarios instead of booting a guest each.  That guest is stopped and its
+# disks deleted before the next suite's boots, and when this script exits,
+# whatever happened (trap).  All scenarios run even if one fails; the exit
+# status is non-zero if any failed, and a summary with each guest's boot and
+# each scenario's time is printed at the end.
 #
 # Adding a scenario: create molecule/NAME/molecule.yml using
 # ../shared/create.yml and ../shared/destroy.yml (copy molecule/jobvol's), and
@@ -48,13 +55,22 @@ for s in "${scenarios[@]}"; do
     [ -f "molecule/$s/molecule.yml" ] || die "no scenario molecule/$s"
 done
 
-# The largest `disks:` any scenario's platform asks for (default 3).
-disks=3
+# Each scenario's suite (platform key `suite`, default trixie) and the most
+# `disks:` its platform asks for.
+declare -A suite_of disks_of
+suites=()
 for s in "${scenarios[@]}"; do
-    n=$(python3 -c 'import sys, yaml; p = (yaml.safe_load(open(sys.argv[1])) or {}).get("platforms") or [{}]; print(max(int(x.get("disks", 0)) for x in p))' \
-        "molecule/$s/molecule.yml" 2>/dev/null || echo 0)
-    [ "$n" -gt "$disks" ] && disks=$n
+    read -r su n < <(python3 -c 'import sys, yaml
+p = (yaml.safe_load(open(sys.argv[1])) or {}).get("platforms") or [{}]
+print(p[0].get("suite", "trixie"), max(int(x.get("disks", 0)) for x in p))' "molecule/$s/molecule.yml") \
+        || die "cannot read molecule/$s/molecule.yml"
+    case "$su" in bookworm|trixie|sid) ;; *) die "molecule/$s: suite '$su' is not bookworm, trixie or sid" ;; esac
+    if [ -n "${MOLECULE_SUITES:-}" ] && [[ " $MOLECULE_SUITES " != *" $su "* ]]; then continue; fi
+    suite_of[$s]=$su
+    disks_of[$s]=$n
+    [[ " ${suites[*]} " == *" $su "* ]] || suites+=("$su")
 done
+[ ${#suites[@]} -gt 0 ] || die "no scenario of the suites '${MOLECULE_SUITES:-}'"
 
 bash tests/setup/collections.sh
 export ANSIBLE_COLLECTIONS_PATH="$REPO_ROOT/.build${ANSIBLE_COLLECTIONS_PATH:+:$ANSIBLE_COLLECTIONS_PATH}"
@@ -63,37 +79,53 @@ export MOLECULE_NO_LOG=false ANSIBLE_FORCE_COLOR=false PY_COLORS=0
 mkdir -p "$LOG_DIR"
 export MOLECULE_PHASES_TSV="$LOG_DIR/phases.tsv"
 : >"$MOLECULE_PHASES_TSV"
+running=""
 # shellcheck disable=SC2317  # called by the trap
 stop_guest() {
     local rc=$?
-    "$HERE/guest.sh" stop "$GUEST_NAME" || true
+    if [ -n "$running" ]; then "$HERE/guest.sh" stop "$running" || true; fi
     exit "$rc"
 }
 trap stop_guest EXIT
 trap 'exit 130' INT TERM
 
 t0=$(date +%s)
-"$HERE/guest.sh" start "$GUEST_NAME" --disks "$disks" --disk-size "${GUEST_DISK_SIZE:-4G}"
-boot=$(( $(date +%s) - t0 ))
-export HPC_JOBROOT_GUEST="$GUEST_NAME"
-
-declare -A result seconds
+declare -A result seconds boot
 failed=0
-for s in "${scenarios[@]}"; do
-    log "scenario $s (log: $LOG_DIR/$s.log)"
+for su in "${suites[@]}"; do
+    disks=3
+    for s in "${scenarios[@]}"; do
+        if [ "${suite_of[$s]:-}" = "$su" ] && [ "${disks_of[$s]}" -gt "$disks" ]; then disks=${disks_of[$s]}; fi
+    done
+    log "suite $su: booting guest $GUEST_NAME-$su with $disks data disks"
     start=$(date +%s)
-    if molecule test -s "$s" 2>&1 | "$HERE/molecule-phases.py" "$s" | tee "$LOG_DIR/$s.log"; then
-        result[$s]=passed
-    else
-        result[$s]=FAILED
-        failed=1
-    fi
-    seconds[$s]=$(( $(date +%s) - start ))
+    running="$GUEST_NAME-$su"
+    GUEST_SUITE=$su "$HERE/guest.sh" start "$running" --disks "$disks" --disk-size "${GUEST_DISK_SIZE:-4G}"
+    boot[$su]=$(( $(date +%s) - start ))
+    export HPC_JOBROOT_GUEST="$running"
+    for s in "${scenarios[@]}"; do
+        [ "${suite_of[$s]:-}" = "$su" ] || continue
+        log "scenario $s on $su (log: $LOG_DIR/$s.log)"
+        start=$(date +%s)
+        if molecule test -s "$s" 2>&1 | "$HERE/molecule-phases.py" "$s" | tee "$LOG_DIR/$s.log"; then
+            result[$s]=passed
+        else
+            result[$s]=FAILED
+            failed=1
+        fi
+        seconds[$s]=$(( $(date +%s) - start ))
+    done
+    "$HERE/guest.sh" stop "$running"
+    running=""
 done
 
-log "summary (guest boot ${boot} s, total $(( $(date +%s) - t0 )) s):"
-for s in "${scenarios[@]}"; do
-    printf '  %-20s %-7s %4d s   %s\n' "$s" "${result[$s]}" "${seconds[$s]}" \
-        "$(awk -F'\t' -v s="$s" '$1 == s { printf "%s %ss  ", $2, $3 }' "$MOLECULE_PHASES_TSV")" >&2
+log "summary (total $(( $(date +%s) - t0 )) s):"
+for su in "${suites[@]}"; do
+    printf '  guest %-14s boot %4d s\n' "$su" "${boot[$su]}" >&2
+    for s in "${scenarios[@]}"; do
+        [ "${suite_of[$s]:-}" = "$su" ] || continue
+        printf '  %-20s %-7s %4d s   %s\n' "$s" "${result[$s]}" "${seconds[$s]}" \
+            "$(awk -F'\t' -v s="$s" '$1 == s { printf "%s %ss  ", $2, $3 }' "$MOLECULE_PHASES_TSV")" >&2
+    done
 done
 exit $failed

@@ -15,33 +15,39 @@
  *   <run_dir>/jobs/<job id>.root     -> check the record, enter the host
  *                                       mount namespace, chroot, chdir back.
  *
- * Why setns() before chroot: with JobContainerType=job_container/tmpfs and
- * PrologFlags=Contain the job's tasks run in a private mount namespace.
- * Measured on Slurm 22.05.8 (see molecule/slurm): that namespace is made by
- * the extern step *after* the Prolog (its BasePath/<node>/<job> directory
- * does not exist while the Prolog runs), so it holds private copies of the
- * root's mounts; a chroot there works, but only because of that ordering,
- * which later Slurm versions change, and mounts the Epilogue removes on the
- * host would stay pinned in the job namespace for as long as a process of
- * the job lives in it.  So the task (single-threaded here, still root)
- * setns()es into the mount namespace the Prolog mounted in, slurmd's, found
- * through slurmd's pid file (or mnt_ns=, PID 1's by default), checks the
- * root is a mount point there, and chroots.  The job root brings its own
- * /tmp, /var/tmp and /dev/shm on the job's volume, so leaving the tmpfs
- * namespace loses nothing, /proc/self/mountinfo in the job lists exactly
- * the root's mounts, and the Epilogue's unmounts are complete.
+ * Why setns() before chroot: with a job container (job_container/tmpfs,
+ * PrologFlags=Contain) the job's tasks run in a private mount namespace,
+ * copied from the host's at a time Slurm chooses; a chroot there would
+ * depend on that ordering, and mounts the Epilogue removes on the host would
+ * stay pinned in the job namespace for as long as a process of the job lives
+ * in it.  So the task (single-threaded here, still root) setns()es into the
+ * mount namespace the Prolog mounted in -- slurmd's, as the Prolog is
+ * slurmd's child -- checks the root is a mount point there, and chroots.
+ * The job root brings its own /tmp, /var/tmp and /dev/shm on the job's
+ * volume, so leaving the job container's namespace loses nothing,
+ * /proc/self/mountinfo in the job lists exactly the root's mounts, and the
+ * Epilogue's unmounts are complete.
+ *
+ * Finding slurmd: its pid file when slurmd_pidfile= names one that exists
+ * and holds a live slurmd; otherwise (slurmd started with --systemd writes
+ * no pid file, as Debian trixie's unit does with Slurm 24.11; or slurmd was
+ * restarted and the file is stale) the root-owned processes named slurmd
+ * whose parent is not a slurmd (the daemon, not its forked helpers).  They
+ * must all be in one mount namespace; anything else fails the task with a
+ * message naming slurmd_pidfile=.
  *
  * plugstack.conf arguments (all optional):
  *   run_dir=/run/hpc-jobroot  root_base=/var/lib/hpc-jobroot/roots
  *   require=0|1   (1: a task of a job without a root record fails)
- *   slurmd_pidfile=/run/slurmd.pid  (enter slurmd's mount namespace)
- *   mnt_ns=/proc/1/ns/mnt  (used without slurmd_pidfile; "none" chroots
- *                           in the task's own namespace)
+ *   slurmd_pidfile=/run/slurmd.pid  (where to look for slurmd first)
+ *   mnt_ns=PATH   (enter this namespace instead of slurmd's; "none" chroots
+ *                  in the task's own namespace)
  *
  * Copyright: hpc.jobroot developers.  GPL-3.0-or-later.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -64,7 +70,7 @@ SPANK_PLUGIN(jobroot, 1);
 
 static char run_dir[PATH_MAX] = "/run/hpc-jobroot";
 static char root_base[PATH_MAX] = "/var/lib/hpc-jobroot/roots";
-static char mnt_ns[PATH_MAX] = "/proc/1/ns/mnt";
+static char mnt_ns[PATH_MAX] = "";
 static char slurmd_pidfile[PATH_MAX] = "";
 static int require_root = 0;
 static char opt_os[OS_NAME_MAX + 1] = "";
@@ -259,45 +265,129 @@ static void task_msg(const char *fmt, const char *a, const char *b)
 }
 
 /*
- * Open the mount namespace the Prolog mounted in.  With slurmd_pidfile= that
- * is slurmd's own namespace (the Prolog is slurmd's child): the pid file must
- * be root-owned and not writable by others, and the pid must still be a
- * process named slurmd.  Otherwise mnt_ns= (default PID 1's namespace).
+ * Read /proc/<pid>/<name> into buf (NUL-terminated, at most len - 1 bytes).
+ * Returns the byte count, or -1 (errno set).
  */
-static int open_mnt_ns(uint32_t job_id)
+static ssize_t read_proc(long pid, const char *name, char *buf, size_t len)
 {
-	char path[PATH_MAX], buf[64];
-	struct stat st;
+	char path[64];
 	int fd;
+	ssize_t n;
 
-	if (!slurmd_pidfile[0])
-		return open(mnt_ns, O_RDONLY | O_CLOEXEC);
-
-	fd = open(slurmd_pidfile, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) || st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH))) {
-		slurm_error("jobroot: job %u: cannot use slurmd pid file %s", job_id, slurmd_pidfile);
-		if (fd >= 0)
-			close(fd);
+	snprintf(path, sizeof(path), "/proc/%ld/%s", pid, name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return -1;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n >= 0)
+		buf[n] = '\0';
+	return n;
+}
+
+/* 1 if pid is a process named slurmd run by root, else 0. */
+static int is_slurmd(long pid)
+{
+	char buf[32], path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%ld", pid);
+	if (stat(path, &st) || st.st_uid != 0)
+		return 0;
+	return read_proc(pid, "comm", buf, sizeof(buf)) > 0 && !strcmp(buf, "slurmd\n");
+}
+
+/* The parent pid of pid from /proc/<pid>/stat, or -1. */
+static long parent_of(long pid)
+{
+	char buf[512], *p;
+
+	if (read_proc(pid, "stat", buf, sizeof(buf)) <= 0 || !(p = strrchr(buf, ')')))
+		return -1;
+	long ppid = -1;
+	if (sscanf(p + 1, " %*c %ld", &ppid) != 1)
+		return -1;
+	return ppid;
+}
+
+/* slurmd's pid from the pid file, or 0 if it names no live slurmd. */
+static long slurmd_from_pidfile(void)
+{
+	char buf[32];
+	struct stat st;
+	int fd = open(slurmd_pidfile, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	if (fstat(fd, &st) || st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH))) {
+		close(fd);
+		slurm_verbose("jobroot: slurmd pid file %s is not root-owned and protected; "
+			      "ignoring it", slurmd_pidfile);
+		return 0;
 	}
 	ssize_t n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
 	long pid = n > 0 ? (buf[n] = '\0', strtol(buf, NULL, 10)) : 0;
-	if (pid <= 1) {
-		slurm_error("jobroot: job %u: no pid in %s", job_id, slurmd_pidfile);
+	return pid > 1 && is_slurmd(pid) ? pid : 0;
+}
+
+/*
+ * Open slurmd's mount namespace: pid file first, else every root-owned
+ * slurmd daemon process (parent not a slurmd), which must share one mount
+ * namespace.  Returns an fd or -1 (message logged).
+ */
+static int open_slurmd_ns(uint32_t job_id)
+{
+	char path[64];
+	struct stat st;
+	long pid = slurmd_pidfile[0] ? slurmd_from_pidfile() : 0;
+
+	if (pid) {
+		snprintf(path, sizeof(path), "/proc/%ld/ns/mnt", pid);
+		return open(path, O_RDONLY | O_CLOEXEC);
+	}
+	DIR *proc = opendir("/proc");
+	struct dirent *de;
+	int fd = -1, found = 0, ambiguous = 0;
+	dev_t dev = 0;
+	ino_t ino = 0;
+
+	if (!proc) {
+		slurm_error("jobroot: job %u: cannot read /proc: %m", job_id);
 		return -1;
 	}
-	snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-	if (fd >= 0)
-		close(fd);
-	if (n <= 0 || (buf[n] = '\0', strcmp(buf, "slurmd\n"))) {
-		slurm_error("jobroot: job %u: pid %ld from %s is not slurmd", job_id, pid, slurmd_pidfile);
+	while ((de = readdir(proc))) {
+		char *end;
+		long p = strtol(de->d_name, &end, 10);
+
+		if (*end || p <= 1 || !is_slurmd(p) || is_slurmd(parent_of(p)))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/ns/mnt", p);
+		if (stat(path, &st))
+			continue;
+		if (found && (st.st_dev != dev || st.st_ino != ino)) {
+			ambiguous = 1;
+			break;
+		}
+		if (!found) {
+			fd = open(path, O_RDONLY | O_CLOEXEC);
+			if (fd < 0)
+				continue;
+			dev = st.st_dev;
+			ino = st.st_ino;
+			found = 1;
+		}
+	}
+	closedir(proc);
+	if (!found || ambiguous) {
+		slurm_error("jobroot: job %u: %s; set slurmd_pidfile= in plugstack.conf to a "
+			    "pid file slurmd writes", job_id, found ? "slurmd processes in "
+			    "different mount namespaces" : "no slurmd process found");
+		if (fd >= 0)
+			close(fd);
 		return -1;
 	}
-	snprintf(path, sizeof(path), "/proc/%ld/ns/mnt", pid);
-	return open(path, O_RDONLY | O_CLOEXEC);
+	return fd;
 }
 
 int slurm_spank_task_init_privileged(spank_t sp, int ac, char **av)
@@ -336,12 +426,12 @@ int slurm_spank_task_init_privileged(spank_t sp, int ac, char **av)
 	if (check_root_path(job_id, rec))
 		return -1;
 
-	if (slurmd_pidfile[0] || strcmp(mnt_ns, "none")) {
-		int fd = open_mnt_ns(job_id);
+	if (strcmp(mnt_ns, "none")) {
+		int fd = mnt_ns[0] ? open(mnt_ns, O_RDONLY | O_CLOEXEC) : open_slurmd_ns(job_id);
 
 		if (fd < 0 || setns(fd, CLONE_NEWNS)) {
 			slurm_error("jobroot: job %s: cannot enter the Prolog's mount namespace (%s): %m",
-				    id, slurmd_pidfile[0] ? slurmd_pidfile : mnt_ns);
+				    id, mnt_ns[0] ? mnt_ns : "slurmd's");
 			if (fd >= 0)
 				close(fd);
 			return -1;

@@ -22,6 +22,10 @@ step accepts "already gone", so the epilogue can be re-run, and the sweep
 (gc) is the epilogue applied to every job that no longer runs (Slurm's
 job_container/tmpfs does the same at slurmd start; HTCondor removes its
 tagged LVs at startd start: prior-art.md).
+
+The ``faults.checkpoint`` calls between the steps are kill points for tests
+(faults.py): they do nothing unless a test sets its switch, and a switch
+set outside a test makes prologue, epilogue and gc refuse before they start.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import os
 import time
 
 from ansible_collections.hpc.jobroot.plugins.module_utils import (
-    bindtree, chroot, lock, lvm, procs, validate)
+    bindtree, chroot, faults, lock, lvm, procs, validate)
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import (
     JobrootError, RefusedError, ValidationError)
 
@@ -149,12 +153,15 @@ def prologue(cfg, job_id, user, os_name=None, batch_system="slurm", log=_silent)
     cannot set the job up (no free slot, LVM or mount failure); in that case
     everything this call made is undone first.
     """
+    faults.check()
     key = validate.job_key(job_id)
     owner = validate.real_user(user)
     root = os.path.join(cfg.root_base, key)
     with lock.job_lock(cfg.run_dir, key):
+        faults.checkpoint("prologue.locked")
         _save_state(cfg, key, {"job_id": job_id, "user": user, "phase": "setup",
                                "batch_system": batch_system, "started": int(time.time())})
+        faults.checkpoint("prologue.state-saved")
         entries = chroot.read_allow_list(cfg.allow_list) if os.path.exists(cfg.allow_list) else {}
         try:
             name, tree = chroot.select(os_name, entries, cfg.default_os, cfg.fallback_to_default)
@@ -173,15 +180,19 @@ def prologue(cfg, job_id, user, os_name=None, batch_system="slurm", log=_silent)
                 chroot.pin(cfg.run_dir, key, real_tree)
                 os.makedirs(cfg.root_base, mode=0o755, exist_ok=True)
                 bindtree.make_private_base(cfg.root_base)
+            faults.checkpoint("prologue.pinned")
             lv = lvm.lv_name_for(key)
             volume = lvm.create(cfg.volume_group, lv, cfg.slot_extents, root, cfg.fstype,
                                 cfg.thin_pool, max_lvs=cfg.slots,
                                 lock=lock.node_lock(cfg.run_dir))
+            faults.checkpoint("prologue.volume-mounted")
             os.chmod(root, 0o755)
             bindtree.apply(root, job_mounts(cfg, real_tree, owner), JOB_DIRS, _trees(cfg))
+            faults.checkpoint("prologue.tree-built")
             record = chroot.record_path(batch_system, job_id, cfg.run_dir, cfg.pbs_home)
             if record:
                 chroot.write_record(record, root)
+            faults.checkpoint("prologue.record-written")
         except BaseException as exc:
             log("job %s: setup failed (%s), undoing it" % (job_id, exc))
             try:
@@ -192,6 +203,7 @@ def prologue(cfg, job_id, user, os_name=None, batch_system="slurm", log=_silent)
         result = {"job_id": job_id, "root": root, "os": name, "tree": real_tree, "lv": lv,
                   "size_bytes": volume["size_bytes"], "record": record}
         _save_state(cfg, key, dict(result, user=user, phase="ready", batch_system=batch_system))
+        faults.checkpoint("prologue.ready")
         log("job %s: root %s ready (os %s, %d MiB on %s/%s)" % (
             job_id, root, name, volume["size_bytes"] >> 20, cfg.volume_group, lv))
         return result
@@ -205,8 +217,10 @@ def epilogue(cfg, job_id, batch_system="slurm", log=_silent):
     (e.g. the LV is still in use); what could be removed was removed, and a
     later epilogue or gc retries the rest.
     """
+    faults.check()
     key = validate.job_key(job_id)
     with lock.job_lock(cfg.run_dir, key):
+        faults.checkpoint("epilogue.locked")
         return _teardown(cfg, key, job_id, batch_system, log)
 
 
@@ -230,22 +244,28 @@ def _teardown(cfg, key, job_id, batch_system, log):
             step("remove %s record" % system, chroot.remove_file,
                  chroot.record_path(system, job_id, cfg.run_dir, cfg.pbs_home))
     step("remove refusal", chroot.remove_file, _refusal_path(cfg, key))
+    faults.checkpoint("epilogue.records-removed")
     ended = procs.end_in_root(root) if os.path.isdir(root) else []
     if ended:
         actions.append("ended PIDs %s" % ", ".join(map(str, ended)))
+    faults.checkpoint("epilogue.processes-ended")
     if os.path.isdir(root) and not os.path.islink(root):
         try:
             actions += bindtree.teardown(root, _trees(cfg), lazy=True,
                                          keep_made=bool(cfg.volume_group)).actions
         except (JobrootError, OSError) as exc:
             errors.append("unmount the bind tree: %s" % exc)
+    faults.checkpoint("epilogue.tree-unmounted")
     if cfg.volume_group:
         step("remove volume", lvm.remove, cfg.volume_group, lvm.lv_name_for(key), root, lazy=True)
     elif os.path.isdir(root) and not os.path.ismount(root):
         step("rmdir %s" % root, os.rmdir, root)
+    faults.checkpoint("epilogue.volume-removed")
     if not errors:
         step("unpin", chroot.remove_file, chroot.pin_path(cfg.run_dir, key))
+        faults.checkpoint("epilogue.unpinned")
         step("forget state", chroot.remove_file, _state_path(cfg, key))
+        faults.checkpoint("epilogue.state-forgotten")
     if actions:
         unmounts = [a for a in actions if a.startswith(("unmount /", "lazy unmount"))]
         log("job %s: torn down: %d unmounts; %s" % (job_id, len(unmounts), ", ".join(
@@ -296,6 +316,7 @@ def gc(cfg, alive=None, log=_silent):
     system still runs it; None means "nothing runs" (at boot). A job whose
     lock is held (its prologue or epilogue is running) is skipped.
     """
+    faults.check()
     report = {}
     for key in sorted(known_jobs(cfg)):
         state = load_state(cfg, key) or {}

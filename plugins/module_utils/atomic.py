@@ -35,7 +35,7 @@ def write(path, text, mode=0o644):
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        faults.point("atomic-temp")
+        faults.checkpoint("prologue.temp-written")
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:

@@ -31,7 +31,7 @@ import stat
 from dataclasses import dataclass, field
 
 from ansible_collections.hpc.jobroot.plugins.module_utils import (
-    atomic, beneath, mountinfo, mounts, validate)
+    atomic, beneath, faults, mountinfo, mounts, validate)
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import (
     BusyError, JobrootError, ValidationError)
 
@@ -328,6 +328,7 @@ def apply(root, entries, dirs=(), state_dir="/run/hpc-jobroot/trees", check=Fals
                 if not check:
                     _mount(path, entry)
                     mounted.append(path)
+                    faults.checkpoint("prologue.bind-mounted")
                 continue
             if "remount" in fix:
                 result.actions.append("remount %s with %s" % (path, ",".join(entry.options)))

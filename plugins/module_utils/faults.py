@@ -1,16 +1,20 @@
 # -*- coding: utf-8 -*-
 # Copyright: hpc.jobroot contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Fault injection for tests: SIGKILL this process at a named step of the lifecycle.
+"""Fault injection for tests: SIGKILL the prologue or epilogue at a named step.
 
-A node must come back clean after the hook command is killed at any point
-(a node crash, the OOM killer, slurmd's Prolog timeout): gc must leave no
-volume, mount, root, state, pin, record or temp file (issue 11, item 9).
-To test that, ``HPC_JOBROOT_KILL_AT=<step>`` makes the process kill itself
-with SIGKILL when it reaches that step. It is a test-only switch: it is
-refused (ValidationError, before anything is done) unless
-``HPC_JOBROOT_TEST=1`` is set too, and a step name not in :data:`STEPS`
-is refused as well, so a typo cannot make a test pass by never killing.
+A node can lose its prologue or epilogue at any instant (OOM killer, a
+timeout's SIGKILL, a power cut). The lifecycle is safe only if gc cleans up
+after a kill at every step, so the tests kill it at each step in turn
+(molecule/slurm/verify_faults.yml). The lifecycle calls
+:func:`checkpoint` with a name from :data:`STEPS` between its steps;
+nothing happens there unless both environment variables are set:
+
+* ``HPC_JOBROOT_KILL_AT=STEP``: the process kills itself (SIGKILL, so no
+  ``finally`` block or exit handler runs) when it reaches STEP;
+* ``HPC_JOBROOT_TESTING=1``: the test variable. Without it the switch is
+  refused: :func:`check` raises ValidationError, and the lifecycle calls
+  it before it does anything.
 """
 
 from __future__ import annotations
@@ -21,33 +25,57 @@ import signal
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import ValidationError
 
 SWITCH = "HPC_JOBROOT_KILL_AT"
-GUARD = "HPC_JOBROOT_TEST"
+TEST_VARIABLE = "HPC_JOBROOT_TESTING"
 
-#: The named steps, in the order a prologue and an epilogue reach them.
-#: ``atomic-temp`` is between writing a temp file and renaming it (the
-#: first atomic write the process makes).
-STEPS = ("prologue-state", "atomic-temp", "prologue-pin", "prologue-volume", "prologue-bind-tree",
-         "prologue-record", "prologue-ready", "epilogue-record", "epilogue-processes",
-         "epilogue-unmount", "epilogue-volume", "epilogue-unpin")
+#: Every kill point, in the order a job passes them. What has happened when
+#: the process dies there is in the comment; jobroot.py unless named.
+STEPS = (
+    "prologue.locked",            # job lock held, nothing written
+    "prologue.temp-written",      # atomic.write: the state temp file written, not renamed
+    "prologue.state-saved",       # state file says phase "setup"
+    "prologue.pinned",            # OS tree pinned, root base private
+    "prologue.volume-created",    # lvm.create: LV exists, no file system
+    "prologue.volume-formatted",  # lvm.create: file system made, not mounted
+    "prologue.volume-mounted",    # the LV is mounted at the job root
+    "prologue.bind-mounted",      # bindtree.apply: the first mount, no manifest
+    "prologue.tree-built",        # bind tree and its manifest complete
+    "prologue.record-written",    # the record the batch system reads
+    "prologue.ready",             # state file says phase "ready"
+    # the epilogue's teardown (also run by gc and by a failed prologue)
+    "epilogue.locked",
+    "epilogue.records-removed",   # records and refusal gone
+    "epilogue.processes-ended",   # what ran in the root was killed
+    "epilogue.tree-unmounted",    # bind tree unmounted, LV still mounted
+    "epilogue.volume-removed",    # LV unmounted and removed
+    "epilogue.unpinned",          # pin gone, state file left
+    "epilogue.state-forgotten",   # all gone: the process dies before exit
+)
 
 
-def check(env=None):
-    """Raise ValidationError if the switch is set without the test guard, or names no step.
+def check(environ=None):
+    """Return the step the switch names, or None if it is not set.
 
-    *env*: a mapping, ``os.environ`` by default. Called before the
-    prologue, epilogue or gc does anything.
+    *environ*: a mapping (default ``os.environ``). Raises ValidationError if
+    the switch is set without ``HPC_JOBROOT_TESTING=1``, or names no step of
+    :data:`STEPS`, so a misused switch stops a hook before it changes
+    anything.
     """
-    env = os.environ if env is None else env
+    env = os.environ if environ is None else environ
     step = env.get(SWITCH)
-    if step is None:
-        return
-    if env.get(GUARD) != "1":
-        raise ValidationError("%s is a test-only switch: refused without %s=1" % (SWITCH, GUARD))
+    if not step:
+        return None
+    if env.get(TEST_VARIABLE) != "1":
+        raise ValidationError("%s is a test-only switch, refused without %s=1: nothing was done"
+                              % (SWITCH, TEST_VARIABLE))
     if step not in STEPS:
-        raise ValidationError("%s=%r is not one of %s" % (SWITCH, step, ", ".join(STEPS)))
+        raise ValidationError("%s=%s names no step; the steps are: %s"
+                              % (SWITCH, step, ", ".join(STEPS)))
+    return step
 
 
-def point(step):
-    """SIGKILL this process if the (checked) switch names *step* (a str of :data:`STEPS`)."""
-    if os.environ.get(SWITCH) == step and os.environ.get(GUARD) == "1":
+def checkpoint(step):
+    """Kill this process with SIGKILL if the switch names *step* (one of :data:`STEPS`)."""
+    if step not in STEPS:
+        raise ValueError("checkpoint %r is not listed in faults.STEPS" % (step,))
+    if check() == step:
         os.kill(os.getpid(), signal.SIGKILL)

@@ -22,6 +22,10 @@ step accepts "already gone", so the epilogue can be re-run, and the sweep
 (gc) is the epilogue applied to every job that no longer runs (Slurm's
 job_container/tmpfs does the same at slurmd start; HTCondor removes its
 tagged LVs at startd start: prior-art.md).
+
+The ``faults.checkpoint`` calls between the steps are kill points for tests
+(faults.py): they do nothing unless a test sets its switch, and a switch
+set outside a test makes prologue, epilogue and gc refuse before they start.
 """
 
 from __future__ import annotations
@@ -161,14 +165,15 @@ def prologue(cfg, job_id, user, os_name=None, batch_system="slurm", log=_silent)
     cannot set the job up (no free slot, LVM or mount failure); in that case
     everything this call made is undone first.
     """
+    faults.check()
     key = validate.job_key(job_id)
     owner = validate.real_user(user)
-    faults.check()
     root = os.path.join(cfg.root_base, key)
     with lock.job_lock(cfg.run_dir, key):
+        faults.checkpoint("prologue.locked")
         _save_state(cfg, key, {"job_id": job_id, "user": user, "phase": "setup",
                                "batch_system": batch_system, "started": int(time.time())})
-        faults.point("prologue-state")
+        faults.checkpoint("prologue.state-saved")
 
         def refuse(why):
             reason = "job %s refused: %s" % (job_id, why)
@@ -206,7 +211,7 @@ def prologue(cfg, job_id, user, os_name=None, batch_system="slurm", log=_silent)
                         "for it are refused, other OS names are still served" % (name, tree, exc))
                     return refuse("OS %s is broken on this node: %s" % (name, exc))
                 chroot.pin(cfg.run_dir, key, real_tree)
-                faults.point("prologue-pin")
+                faults.checkpoint("prologue.pinned")
                 os.makedirs(cfg.root_base, mode=0o755, exist_ok=True)
                 bindtree.make_private_base(cfg.root_base)
             if cfg.volume_group:
@@ -218,17 +223,17 @@ def prologue(cfg, job_id, user, os_name=None, batch_system="slurm", log=_silent)
                 lv, size = None, None
                 _make_dir_root(root)
             os.chmod(root, 0o755)
-            faults.point("prologue-volume")
+            faults.checkpoint("prologue.volume-mounted")
             entries = job_mounts(cfg, real_tree, owner)
             script = torque.script_entry(cfg.pbs_home, job_id) if batch_system == "torque" else None
             if script:
                 entries.append(script)
             bindtree.apply(root, entries, JOB_DIRS, _trees(cfg))
-            faults.point("prologue-bind-tree")
+            faults.checkpoint("prologue.tree-built")
             record = chroot.record_path(batch_system, job_id, cfg.run_dir, cfg.pbs_home)
             if record:
                 chroot.write_record(record, root)
-            faults.point("prologue-record")
+            faults.checkpoint("prologue.record-written")
         except BaseException as exc:
             log("job %s: setup failed (%s), undoing it" % (job_id, exc))
             try:
@@ -239,7 +244,7 @@ def prologue(cfg, job_id, user, os_name=None, batch_system="slurm", log=_silent)
         result = {"job_id": job_id, "root": root, "os": name, "tree": real_tree, "lv": lv,
                   "size_bytes": size, "record": record}
         _save_state(cfg, key, dict(result, user=user, phase="ready", batch_system=batch_system))
-        faults.point("prologue-ready")
+        faults.checkpoint("prologue.ready")
         chroot.remove_file(_failures_path(cfg, key))
         log("job %s: root %s ready (os %s, %s)" % (
             job_id, root, name, "directory mode, no size limit" if lv is None else
@@ -272,9 +277,10 @@ def epilogue(cfg, job_id, batch_system="slurm", log=_silent):
     (e.g. the LV is still in use); what could be removed was removed, and a
     later epilogue or gc retries the rest.
     """
-    key = validate.job_key(job_id)
     faults.check()
+    key = validate.job_key(job_id)
     with lock.job_lock(cfg.run_dir, key) as job_lock:
+        faults.checkpoint("epilogue.locked")
         actions = _teardown(cfg, key, job_id, batch_system, log)
         job_lock.remove()
         return actions
@@ -325,7 +331,7 @@ def _teardown(cfg, key, job_id, batch_system, log):
             step("remove %s record" % system, chroot.remove_file,
                  chroot.record_path(system, job_id, cfg.run_dir, cfg.pbs_home))
     step("remove refusal", chroot.remove_file, _refusal_path(cfg, key))
-    faults.point("epilogue-record")
+    faults.checkpoint("epilogue.records-removed")
     if os.path.isdir(root) and not os.path.islink(root):
         ended, spared = procs.end_in_root(root, _owner_uid(cfg, key), procs.job_devices(root))
         if ended:
@@ -335,13 +341,13 @@ def _teardown(cfg, key, job_id, batch_system, log):
             # the volume busy, the teardown below fails and gc retries.
             actions.append("left alone PIDs %s (not the job user's)" % ", ".join(
                 "%d (uid %s, %s)" % (pid, uid, why) for pid, (uid, why) in sorted(spared.items())))
-    faults.point("epilogue-processes")
+    faults.checkpoint("epilogue.processes-ended")
     if os.path.isdir(root) and not os.path.islink(root):
         try:
             actions += bindtree.teardown(root, _trees(cfg), lazy=True, keep_made=True).actions
         except (JobrootError, OSError) as exc:
             errors.append("unmount the bind tree: %s" % exc)
-    faults.point("epilogue-unmount")
+    faults.checkpoint("epilogue.tree-unmounted")
     if cfg.volume_group:
         step("remove volume", lvm.remove, cfg.volume_group, lvm.lv_name_for(key), root, lazy=True)
     elif os.path.isdir(root) and not os.path.islink(root) and not errors:
@@ -350,11 +356,12 @@ def _teardown(cfg, key, job_id, batch_system, log):
         # through a mount (beneath.Root.purge), then the root itself.
         step("empty %s" % root, _purge, root)
         step("rmdir %s" % root, os.rmdir, root)
-    faults.point("epilogue-volume")
+    faults.checkpoint("epilogue.volume-removed")
     if not errors:
         step("unpin", chroot.remove_file, chroot.pin_path(cfg.run_dir, key))
-        faults.point("epilogue-unpin")
+        faults.checkpoint("epilogue.unpinned")
         step("forget state", chroot.remove_file, _state_path(cfg, key))
+        faults.checkpoint("epilogue.state-forgotten")
     if actions:
         unmounts = [a for a in actions if a.startswith(("unmount /", "lazy unmount"))]
         log("job %s: torn down: %d unmounts; %s" % (job_id, len(unmounts), ", ".join(

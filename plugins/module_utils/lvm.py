@@ -28,7 +28,7 @@ import json
 import os
 import subprocess
 
-from ansible_collections.hpc.jobroot.plugins.module_utils import mountinfo, mounts, validate
+from ansible_collections.hpc.jobroot.plugins.module_utils import faults, mountinfo, mounts, validate
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import (
     CommandError, JobrootError, NoFreeSlotError, ValidationError)
 
@@ -230,7 +230,9 @@ def create(vg, lv, extents, mountpoint, fstype="ext4", thin_pool="", tag=TAG,
             created = True
     try:
         if not mounted_at(vg, lv, mountpoint):
+            faults.checkpoint("prologue.volume-created")
             run(mkfs)
+            faults.checkpoint("prologue.volume-formatted")
             if not os.path.isdir(mountpoint):
                 os.makedirs(mountpoint, mode=0o755, exist_ok=True)
             mounts.mount(device, mountpoint, fstype, MOUNT_FLAGS)

@@ -55,14 +55,14 @@ def test_write_names_the_temp_file_with_the_pid(tmp_path, monkeypatch):
 
 
 # Issue 11, item 9: the fault-injection switch is refused outside tests.
-@pytest.mark.parametrize("env", [{"HPC_JOBROOT_KILL_AT": "prologue-volume"},
-                                 {"HPC_JOBROOT_KILL_AT": "prologue-volume", "HPC_JOBROOT_TEST": "yes"},
-                                 {"HPC_JOBROOT_KILL_AT": "no-such-step", "HPC_JOBROOT_TEST": "1"}])
+@pytest.mark.parametrize("env", [{"HPC_JOBROOT_KILL_AT": "prologue.volume-mounted"},
+                                 {"HPC_JOBROOT_KILL_AT": "prologue.volume-mounted", "HPC_JOBROOT_TESTING": "yes"},
+                                 {"HPC_JOBROOT_KILL_AT": "no-such-step", "HPC_JOBROOT_TESTING": "1"}])
 def test_kill_switch_refused_outside_tests(env):
     with pytest.raises(ValidationError):
         faults.check(env)
 
 
 def test_kill_switch_accepted_in_tests():
-    faults.check({"HPC_JOBROOT_KILL_AT": "epilogue-unmount", "HPC_JOBROOT_TEST": "1"})
+    faults.check({"HPC_JOBROOT_KILL_AT": "epilogue.tree-unmounted", "HPC_JOBROOT_TESTING": "1"})
     faults.check({})

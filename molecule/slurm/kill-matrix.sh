@@ -68,7 +68,7 @@ esac
 
 # Without the test variable the switch is refused, and nothing is done.
 out=$(SLURM_JOB_ID=900000 SLURM_JOB_USER=$user HPC_JOBROOT_KILL_AT=${steps[-1]} \
-      "$hook" prologue --batch-system slurm 2>&1)
+      "$hook" prologue --batch-system slurm -- 2>&1)
 rc=$?
 left=$(leftovers)
 if [ "$rc" -ne 1 ] || [[ $out != *"test-only switch, refused"* ]] || [ "$left" != "$clean" ]; then
@@ -84,12 +84,12 @@ for step in "${steps[@]}"; do
     export SLURM_JOB_ID=$job SLURM_JOB_USER=$user
     phase=${step%%.*}
     if [ "$phase" = epilogue ]; then
-        if ! out=$("$hook" prologue --batch-system slurm 2>&1); then
+        if ! out=$("$hook" prologue --batch-system slurm -- 2>&1); then
             echo "$step: the prologue before it failed: $out"; failures=$((failures + 1)); continue
         fi
         setsid chroot --userspec="$user:" "$root_base/$job" sleep 600 </dev/null >/dev/null 2>&1 &
     fi
-    out=$(HPC_JOBROOT_TESTING=1 HPC_JOBROOT_KILL_AT=$step "$hook" "$phase" --batch-system slurm 2>&1)
+    out=$(HPC_JOBROOT_TESTING=1 HPC_JOBROOT_KILL_AT=$step "$hook" "$phase" --batch-system slurm -- 2>&1)
     rc=$?
     gc_out=$("$hook" gc 2>&1)
     gc_rc=$?

@@ -26,7 +26,7 @@ for target in "$@"; do
         secs=$(cut -f5 <<<"$line")
         total=$(awk -v a="$total" -v b="$secs" 'BEGIN { printf "%.1f", a + b }')
     fi
-    if [ "$status" = ok ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+    if [ "$status" = ok ] || [ "$status" = SKIPPED ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
     printf '%-14s %-16s %9s\n' "$target" "$status" "$secs"
 done
 printf '%-14s %-16s %9s\n' total "" "$total"

@@ -17,7 +17,8 @@ printf '\n==> [%s] make %s: %s\n' "$(date -u '+%Y-%m-%d %H:%M:%S UTC')" "$target
 "$@"
 rc=$?
 secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-if [ $rc -eq 0 ]; then status=ok; else status="FAILED(rc=$rc)"; fi
+# 77: the step skipped itself and said why (tests/guest/optional-suite.sh)
+if [ $rc -eq 0 ]; then status=ok; elif [ $rc -eq 77 ]; then status=SKIPPED; rc=0; else status="FAILED(rc=$rc)"; fi
 printf '<== [%s] make %s: %s in %s s\n' "$(date -u '+%Y-%m-%d %H:%M:%S UTC')" "$target" "$status" "$secs"
 mkdir -p "$BUILD_DIR"
 printf '%s\t%s\t%s\t%s\t%s\n' "${JOBROOT_RUN_ID:-manual}" "$(date -u '+%Y-%m-%dT%H:%M:%SZ')" "$target" "$status" "$secs" >> "$BUILD_DIR/timings.tsv"

@@ -41,7 +41,18 @@
  *   require=0|1   (1: a task of a job without a root record fails)
  *   slurmd_pidfile=/run/slurmd.pid  (where to look for slurmd first)
  *   mnt_ns=PATH   (enter this namespace instead of slurmd's; "none" chroots
- *                  in the task's own namespace)
+ *                  in the task's own namespace, see below)
+ *
+ * mnt_ns=none, for namespace/linux (Slurm >= 25.11): with clone_ns_flags
+ * CLONE_NEWPID slurmstepd is already in the job's PID and mount namespaces
+ * when this runs, so slurmd's namespace cannot be found (measured on
+ * 26.05.5: /proc shows only the job's processes).  The task then chroots in
+ * the job's own mount namespace.  That does not depend on when Slurm copies
+ * the namespace because the role sets namespace.yaml's shared: true, which
+ * makes the job namespace a slave of the host's: the root's mounts, made by
+ * the Prolog in slurmd's namespace before or after the copy, propagate in,
+ * and the Epilogue's unmounts propagate too.  A fresh /proc of the job's
+ * PID namespace is mounted over the root's /proc (own_proc()).
  *
  * Copyright: hpc.jobroot developers.  GPL-3.0-or-later.
  */
@@ -56,6 +67,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -390,6 +402,36 @@ static int open_slurmd_ns(uint32_t job_id)
 	return fd;
 }
 
+/*
+ * In the job's own mount namespace (mnt_ns=none), after the chroot: the
+ * root's /proc is the one the Prolog mounted, which shows the PID namespace
+ * the Prolog ran in (the host's).  With a job PID namespace (namespace/linux,
+ * clone_ns_flags CLONE_NEWPID) the task is in another one: then mount a
+ * fresh proc over /proc, from inside the job's namespaces, so the job sees
+ * only its own processes.  The mount lives in the job's mount namespace
+ * only (it is a slave of the host's: nothing propagates back) and goes with
+ * it.  "Ours" is decided by /proc/self: in a proc of the task's own PID
+ * namespace it names getpid().  Two tasks racing here may both mount; the
+ * second proc on top is the same view.  Returns 0, or -1 (message logged).
+ */
+static int own_proc(uint32_t job_id)
+{
+	char buf[32];
+	ssize_t n = readlink("/proc/self", buf, sizeof(buf) - 1);
+
+	if (n > 0) {
+		buf[n] = '\0';
+		if (strtol(buf, NULL, 10) == (long)getpid())
+			return 0;
+	}
+	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL)) {
+		slurm_error("jobroot: job %u: cannot mount the job's own /proc in its root: %m", job_id);
+		return -1;
+	}
+	slurm_debug("jobroot: job %u: mounted the job PID namespace's /proc in its root", job_id);
+	return 0;
+}
+
 int slurm_spank_task_init_privileged(spank_t sp, int ac, char **av)
 {
 	uint32_t job_id = 0, step_id = 0;
@@ -467,6 +509,8 @@ int slurm_spank_task_init_privileged(spank_t sp, int ac, char **av)
 		task_msg("jobroot: job %s: chroot into %s failed", id, rec);
 		return -1;
 	}
+	if (!strcmp(mnt_ns, "none") && own_proc(job_id))
+		return -1;
 	slurm_debug("jobroot: job %u step %u: task chrooted in %s", job_id, step_id, rec);
 	return 0;
 }

@@ -37,6 +37,10 @@ from ansible_collections.hpc.jobroot.plugins.module_utils.errors import (
 
 BIND_TYPES = ("bind", "rbind")
 KERNEL_TYPES = ("proc", "sysfs", "devpts", "tmpfs", "mqueue")
+#: kernel file systems of which every mount is a new, empty instance (its
+#: own device number): one seen elsewhere in the mount table too is a copy
+#: of that mount (a bind, or a submount an rbind carried in), not ours
+NEW_INSTANCE_TYPES = ("tmpfs", "devpts")
 TYPES = BIND_TYPES + KERNEL_TYPES + ("symlink",)
 FLAG_OPTIONS = ("ro", "nosuid", "nodev", "noexec")
 DEFAULT_PROPAGATION = {"bind": "slave", "rbind": "rslave"}
@@ -209,10 +213,16 @@ def _state(table, path, entry):
     """Return ``(present, fix)`` for *entry* at *path*: is it mounted, and what needs fixing.
 
     ``fix`` is a list among ``remount``, ``propagation``. Raises JobrootError
-    if a different mount already occupies *path*.
+    if a different mount already occupies *path*. A tmpfs or devpts at *path*
+    whose device another mount point shows is a copy of a host mount (the
+    host's /dev/shm, carried in by the rbind of /dev): it is not the private
+    instance asked for, so it counts as absent and a new one is stacked on it.
     """
     top = mountinfo.top_at(table, path)
     if top is None:
+        return False, []
+    if entry.type in NEW_INSTANCE_TYPES and top.fstype == entry.type and any(
+            m.dev == top.dev and m.mount_point != path for m in table):
         return False, []
     if entry.type in BIND_TYPES:
         if (top.dev, top.root) != mountinfo.bind_origin(table, entry.source):

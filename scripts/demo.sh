@@ -194,8 +194,10 @@ LEFT=$(G 'echo "lvs=$(lvs --noheadings -o lv_name @hpc_jobroot | wc -l)"; \
    echo "roots=$(ls -A /var/lib/hpc-jobroot/roots | wc -l)"; \
    echo "records=$(ls -A /run/hpc-jobroot/jobs | wc -l)"; \
    echo "pins=$(ls -A /run/hpc-jobroot/pins 2>/dev/null | wc -l)"')
-echo "left on the node: $(echo "$LEFT" | tr '\n' ' ')(node: $(G 'sinfo --noheader -o %t'))"
+STATE=$(G 'sinfo --noheader -o %t')
+echo "left on the node: $(echo "$LEFT" | tr '\n' ' ')(node: $STATE)"
 [ "$(echo "$LEFT" | cut -d= -f2 | sort -u)" = 0 ] || die "the jobs left something behind: $(echo "$LEFT" | tr '\n' ' ')"
+[ "$STATE" = idle ] || die "the node is $STATE after the jobs, not idle (a failed Epilog drains it)"
 
 step "Report"
 cat <<REPORT

@@ -28,7 +28,11 @@ prologue exit-code table says. A usage error is 1 too, never 0 or 2: it
 must neither run the job without its root nor requeue it forever. Messages
 go to syslog (ident hpc-jobroot, with the job id) and standard error; for
 Torque a refusal's reason also goes to standard output (pbs_mom copies the
-prologue's output to the job's output) and a line to pbs_mom's log.
+prologue's output to the job's output) and a line to pbs_mom's log. A Torque
+prologue's and epilogue's progress lines ("root ... ready", "torn down")
+go to syslog and pbs_mom's log only, not to standard error: pbs_mom appends
+both streams to the job's own output files, and a successful job's stderr
+should hold the job's lines alone.
 """
 
 import argparse
@@ -146,14 +150,17 @@ def run_job_hook(opts, job):
     os.umask(0o022)
     is_torque = opts.batch_system == "torque"
     config_dir = getattr(opts, "config_dir", config.CONFIG_DIR)
+    progress = log
     cfg = None
     try:
         cfg = config.load(config_dir)
+        if is_torque:
+            progress = torque_progress(cfg, job.job_id)
         if opts.command == "epilogue":
-            jobroot.epilogue(cfg, job.job_id, opts.batch_system, log)
+            jobroot.epilogue(cfg, job.job_id, opts.batch_system, progress)
             return 0
         wanted = jobroot.requested_os(cfg, opts.batch_system, os.environ, job.queue)
-        result = jobroot.prologue(cfg, job.job_id, job.user, wanted, opts.batch_system, log)
+        result = jobroot.prologue(cfg, job.job_id, job.user, wanted, opts.batch_system, progress)
         if "refused" not in result:
             if is_torque:
                 torque_event(cfg, job.job_id, "hpc-jobroot: job root %s (os %s)" % (
@@ -161,8 +168,7 @@ def run_job_hook(opts, job):
             return 0
         if not is_torque:
             return 0  # the SPANK plugin shows the reason and fails the job
-        print("hpc-jobroot: %s" % result["refused"])
-        torque_event(cfg, job.job_id, "hpc-jobroot: %s" % result["refused"])
+        print("hpc-jobroot: %s" % result["refused"])  # progress() put it in pbs_mom's log
         return TORQUE_ABORT
     except (JobrootError, OSError) as exc:
         log("%s %s failed: %s" % (opts.command, job.job_id, exc))
@@ -196,6 +202,20 @@ def torque_setup_failed(cfg, job_id, exc):
     print(reason)
     torque_event(cfg, job_id, reason)
     return TORQUE_ABORT
+
+
+def torque_progress(cfg, job_id):
+    """Return a log function for *job_id*'s Torque hook: syslog and pbs_mom's log, no stderr.
+
+    pbs_mom appends a prologue's and epilogue's stderr to the job's own
+    output (prolog.c, setup_pelog_outputs()), so progress lines there would
+    reach every job's stderr. Failures are still reported by run_job_hook()
+    on the standard streams, and refusals on standard output.
+    """
+    def progress(message):
+        syslog.syslog(syslog.LOG_INFO, message)
+        torque_event(cfg, job_id, "hpc-jobroot: %s" % message)
+    return progress
 
 
 def torque_event(cfg, job_id, text):

@@ -40,14 +40,17 @@ def hook_fixture(tmp_path, monkeypatch):
         calls["load"].append(config_dir)
         return cfg
 
+    # they report through *log* as jobroot.prologue()/epilogue() do
     def prologue(cfg_, job_id, user, os_name=None, batch_system="slurm", log=None):
         calls["prologue"].append((job_id, user, os_name, batch_system))
         if isinstance(module.outcome, Exception):
             raise module.outcome
+        log(module.outcome.get("refused") or "job %s: root %s ready" % (job_id, module.outcome["root"]))
         return dict(module.outcome, job_id=job_id)
 
     def epilogue(cfg_, job_id, batch_system="slurm", log=None):
         calls["epilogue"].append((job_id, batch_system))
+        log("job %s: torn down: 0 unmounts" % job_id)
         return []
 
     monkeypatch.setattr(module.config, "load", load)
@@ -79,6 +82,30 @@ def test_torque_refusal_aborts_with_the_reason_on_stdout(hook, capsys):
     assert hook.main(["prologue", "--batch-system", "torque", "--"] + TORQUE_ARGS) == 1
     assert "hpc-jobroot: job 5.srv refused: OS 'sl9' is not allowed" in capsys.readouterr().out
     assert "refused: OS 'sl9'" in mom_log(hook)
+
+
+def test_torque_progress_goes_to_mom_logs_not_to_the_jobs_stderr(hook, capsys):
+    assert hook.main(["prologue", "--batch-system", "torque", "--"] + TORQUE_ARGS) == 0
+    assert hook.main(["epilogue", "--batch-system", "torque", "--"] + TORQUE_ARGS + ["4242", "x"]) == 0
+    assert capsys.readouterr() == ("", "")
+    log = mom_log(hook)
+    assert ";Job;5.srv;hpc-jobroot: job 5.srv: root %s ready\n" % hook.outcome["root"] in log
+    assert ";Job;5.srv;hpc-jobroot: job 5.srv: torn down: 0 unmounts\n" in log
+
+
+def test_torque_refusal_is_logged_once(hook, capsys):
+    hook.outcome = {"refused": "job 5.srv refused: OS 'sl9' is not allowed"}
+    assert hook.main(["prologue", "--batch-system", "torque", "--"] + TORQUE_ARGS) == 1
+    assert capsys.readouterr().err == ""
+    assert mom_log(hook).count("refused: OS 'sl9'") == 1
+
+
+def test_slurm_progress_stays_on_stderr(hook, monkeypatch, capsys):
+    monkeypatch.setenv("SLURM_JOB_ID", "4711")
+    monkeypatch.setenv("SLURM_JOB_USER", "alice")
+    assert hook.main(["prologue", "--batch-system", "slurm", "--"]) == 0
+    assert "job 4711: root " in capsys.readouterr().err
+    assert mom_log(hook) == ""
 
 
 def test_slurm_refusal_is_success(hook, monkeypatch):

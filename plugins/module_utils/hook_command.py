@@ -60,7 +60,12 @@ DESCRIPTION = "jobroot: the per-job hook command on a node (prologue, epilogue, 
 def log(message):
     """Send *message* (str) to syslog (as openlog in :func:`main` set it) and standard error."""
     syslog.syslog(syslog.LOG_INFO, message)
-    print(message, file=sys.stderr)
+    sys.stderr.write(message + "\n")
+
+
+def say(text):
+    """Write *text* (str) and a newline to standard output: pbs_mom copies it to the job's output."""
+    sys.stdout.write(text + "\n")
 
 
 def slurm_alive(job_id):
@@ -133,7 +138,7 @@ def main(argv=None):
             # the job id comes first: nothing has been read or changed yet
             log("%s refused its arguments: %s" % (opts.command, exc))
             if is_torque:
-                print("hpc-jobroot: %s" % exc)
+                say("hpc-jobroot: %s" % exc)
             return 1
         return run_job_hook(opts, job)
     if theirs is not None:
@@ -143,11 +148,11 @@ def main(argv=None):
     try:
         cfg = config.load(config_dir)
         if opts.command == "status":
-            print(json.dumps(jobroot.status(cfg), indent=2, sort_keys=True))
+            say(json.dumps(jobroot.status(cfg), indent=2, sort_keys=True))
             return 0
         alive = None if opts.all else (torque_alive(cfg) if is_torque else slurm_alive)
         report = jobroot.gc(cfg, alive, log)
-        print(json.dumps(report, indent=2, sort_keys=True))
+        say(json.dumps(report, indent=2, sort_keys=True))
         return 1 if any(isinstance(v, str) and v.startswith("error") for v in report.values()) else 0
     except JobrootError as exc:
         log("%s failed: %s" % (opts.command, exc))
@@ -182,7 +187,7 @@ def run_job_hook(opts, job):
             return 0
         if not is_torque:
             return 0  # the SPANK plugin shows the reason and fails the job
-        print("hpc-jobroot: %s" % result["refused"])
+        say("hpc-jobroot: %s" % result["refused"])
         torque_event(cfg, job.job_id, "hpc-jobroot: %s" % result["refused"])
         return TORQUE_ABORT
     except (JobrootError, OSError) as exc:
@@ -194,8 +199,8 @@ def run_job_hook(opts, job):
         if cfg is None:
             # no config, so no run_dir to count failures in: requeueing would
             # bring the job straight back here
-            print("hpc-jobroot: job %s aborted: this node's configuration is unusable: %s"
-                  % (job.job_id, exc))
+            say("hpc-jobroot: job %s aborted: this node's configuration is unusable: %s"
+                % (job.job_id, exc))
             return TORQUE_ABORT
         return torque_setup_failed(cfg, job.job_id, exc)
 
@@ -219,7 +224,7 @@ def torque_setup_failed(cfg, job_id, exc):
     reason = ("hpc-jobroot: job %s aborted: its prologue failed %d times on this node "
               "(max_setup_failures), last: %s" % (job_id, count, exc))
     log(reason)
-    print(reason)
+    say(reason)
     torque_event(cfg, job_id, reason)
     return TORQUE_ABORT
 

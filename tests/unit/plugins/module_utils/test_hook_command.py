@@ -20,7 +20,7 @@ import types
 
 import pytest
 
-from ansible_collections.hpc.jobroot.plugins.module_utils import config, hook_command, jobroot
+from ansible_collections.hpc.jobroot.plugins.module_utils import config, hook_command
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import JobrootError, NoFreeSlotError
 
 ENTRY = pathlib.Path(__file__).resolve().parents[4] / "roles" / "job_hooks" / "files" / "jobroot.py"

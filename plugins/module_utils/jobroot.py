@@ -297,17 +297,24 @@ def note_failure(cfg, job_id):
 
 def _teardown(cfg, key, job_id, batch_system, log):
     root = os.path.join(cfg.root_base, key)
-    actions = []
+    actions = []   # everything done, in order: the return value
+    shown = []     # what the log line names (not the bind tree's changes, not the rmdir)
+    tree = bindtree.Result()
     errors = []
 
-    def step(what, func, *args, **kwargs):
+    def note(what, show=True):
+        actions.append(what)
+        if show:
+            shown.append(what)
+
+    def step(what, func, *args, show=True, **kwargs):
         try:
             out = func(*args, **kwargs)
         except (JobrootError, OSError) as exc:
             errors.append("%s: %s" % (what, exc))
             return None
         if out:
-            actions.append(what)
+            note(what, show)
         return out
 
     for system in ("slurm", "torque"):
@@ -319,16 +326,17 @@ def _teardown(cfg, key, job_id, batch_system, log):
     if os.path.isdir(root) and not os.path.islink(root):
         ended, spared = procs.end_in_root(root, _owner_uid(cfg, key), procs.job_devices(root))
         if ended:
-            actions.append("ended PIDs %s" % ", ".join(map(str, ended)))
+            note("ended PIDs %s" % ", ".join(map(str, ended)))
         if spared:
             # Root's or another user's: never signalled, reported. If they keep
             # the volume busy, the teardown below fails and gc retries.
-            actions.append("left alone PIDs %s (not the job user's)" % ", ".join(
+            note("left alone PIDs %s (not the job user's)" % ", ".join(
                 "%d (uid %s, %s)" % (pid, uid, why) for pid, (uid, why) in sorted(spared.items())))
     faults.checkpoint("epilogue.processes-ended")
     if os.path.isdir(root) and not os.path.islink(root):
         try:
-            actions += bindtree.teardown(root, rundir.trees_path(cfg.run_dir), lazy=True, keep_made=True).actions
+            tree = bindtree.teardown(root, rundir.trees_path(cfg.run_dir), lazy=True, keep_made=True)
+            actions += tree.actions
         except (JobrootError, OSError) as exc:
             errors.append("unmount the bind tree: %s" % exc)
     faults.checkpoint("epilogue.tree-unmounted")
@@ -339,7 +347,7 @@ def _teardown(cfg, key, job_id, batch_system, log):
         # are on the root's own file system; removed by descriptor, never
         # through a mount (beneath.Root.purge), then the root itself.
         step("empty %s" % root, _purge, root)
-        step("rmdir %s" % root, os.rmdir, root)
+        step("rmdir %s" % root, os.rmdir, root, show=False)
     faults.checkpoint("epilogue.volume-removed")
     if not errors:
         step("unpin", files.remove_file, rundir.pin_path(cfg.run_dir, key))
@@ -347,9 +355,7 @@ def _teardown(cfg, key, job_id, batch_system, log):
         step("forget state", files.remove_file, rundir.state_path(cfg.run_dir, key))
         faults.checkpoint("epilogue.state-forgotten")
     if actions:
-        unmounts = [a for a in actions if a.startswith(("unmount /", "lazy unmount"))]
-        log("job %s: torn down: %d unmounts; %s" % (job_id, len(unmounts), ", ".join(
-            a for a in actions if a not in unmounts and not a.startswith(("rmdir", "remove /")))))
+        log("job %s: torn down: %d unmounts; %s" % (job_id, len(tree.unmounted), ", ".join(shown)))
     if errors:
         log("job %s: teardown incomplete: %s" % (job_id, "; ".join(errors)))
         raise JobrootError("teardown of job %s incomplete: %s" % (job_id, "; ".join(errors)))

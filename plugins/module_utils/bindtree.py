@@ -66,19 +66,89 @@ class Spec:
     data: str = ""
 
 
-@dataclass
-class Result:
-    """What :func:`apply` or :func:`teardown` did (or would do in check mode).
+#: How each kind of :class:`Change` reads, for ``--diff`` and logs (made from the data, never parsed)
+TEXTS = {
+    "mkdir": "mkdir {path}",
+    "touch": "touch {path}",
+    "symlink": "symlink {path} -> {source}",
+    "chmod": "chmod {mode:o} {path}",
+    "mount": "mount {fstype} {source} on {path} ({options}, {propagation})",
+    "remount": "remount {path} with {options}",
+    "propagation": "make {path} {propagation}",
+    "unmount": "unmount {path}",
+    "lazy unmount": "lazy unmount {path} (busy)",
+    "remove": "remove {path}",
+    "rmdir": "rmdir {path}",
+}
+MADE = ("mkdir", "touch", "symlink")
+UNMOUNTED = ("unmount", "lazy unmount")
+REMOVED = ("remove", "rmdir")
 
-    ``actions`` is a list of human-readable strings, one per change, used for
-    ``--diff`` and for logs; ``changed`` is ``bool(actions)``.
+
+@dataclass(frozen=True)
+class Change:
+    """One change to a tree: *kind* (a key of :data:`TEXTS`) at absolute *path*.
+
+    The other fields are what that kind's text shows: *source* (a mount's
+    source, or its type for a pseudo file system; a symlink's target),
+    *fstype* (mount type), *options* (comma-separated flags, ``defaults``
+    for none), *propagation* and *mode* (int, for chmod).
     """
 
-    actions: list = field(default_factory=list)
+    kind: str
+    path: str
+    source: str = ""
+    fstype: str = ""
+    options: str = ""
+    propagation: str = ""
+    mode: int = 0
+
+    def __str__(self):
+        return TEXTS[self.kind].format(**self.__dict__)
+
+
+@dataclass
+class Result:
+    """What :func:`apply` or :func:`teardown` did (or would do in check mode), as data.
+
+    ``changes``: the :class:`Change` list in the order done. The lists
+    ``mounted``, ``unmounted`` (lazily too), ``made`` (directories, empty
+    files, symlinks) and ``removed`` hold their absolute paths; ``actions``
+    is one display string per change; ``changed`` is ``bool(changes)``.
+    """
+
+    changes: list = field(default_factory=list)
+
+    def add(self, kind, path, **data):
+        """Append a :class:`Change` of *kind* at *path*; *data*: its other fields."""
+        self.changes.append(Change(kind, path, **data))
+
+    def _paths(self, kinds):
+        return [c.path for c in self.changes if c.kind in kinds]
 
     @property
     def changed(self):
-        return bool(self.actions)
+        return bool(self.changes)
+
+    @property
+    def actions(self):
+        return [str(c) for c in self.changes]
+
+    @property
+    def mounted(self):
+        return self._paths(("mount",))
+
+    @property
+    def unmounted(self):
+        return self._paths(UNMOUNTED)
+
+    @property
+    def made(self):
+        return self._paths(MADE)
+
+    @property
+    def removed(self):
+        return self._paths(REMOVED)
 
 
 def spec(entry):
@@ -293,13 +363,13 @@ def apply(root, entries, dirs=(), state_dir="/run/hpc-jobroot/trees", check=Fals
             path, missing = _walk(root, rel, planned=planned)
             planned.update(missing)
             for p in missing:
-                result.actions.append("mkdir %s" % p)
+                result.add("mkdir", p)
                 if not check:
                     _mkdir(p)
                     made.append(("dir", p))
             if not check or not missing:
                 if stat.S_IMODE(os.lstat(path).st_mode) != mode:
-                    result.actions.append("chmod %o %s" % (mode, path))
+                    result.add("chmod", path, mode=mode)
                     if not check:
                         os.chmod(path, mode)
         for entry in specs:
@@ -314,7 +384,7 @@ def apply(root, entries, dirs=(), state_dir="/run/hpc-jobroot/trees", check=Fals
                     if not missing:
                         raise JobrootError("%s exists and is not the wanted symlink" % path)
                     _create_parents(missing[:-1], check, made, result)
-                    result.actions.append("symlink %s -> %s" % (path, entry.source))
+                    result.add("symlink", path, source=entry.source)
                     if not check:
                         os.symlink(entry.source, path)
                         made.append(("file", path))
@@ -323,7 +393,7 @@ def apply(root, entries, dirs=(), state_dir="/run/hpc-jobroot/trees", check=Fals
             if missing:
                 is_file = entry.type in BIND_TYPES and not os.path.isdir(entry.source)
                 _create_parents(missing[:-1], check, made, result)
-                result.actions.append(("touch %s" if is_file else "mkdir %s") % path)
+                result.add("touch" if is_file else "mkdir", path)
                 if not check:
                     if is_file:
                         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
@@ -333,19 +403,20 @@ def apply(root, entries, dirs=(), state_dir="/run/hpc-jobroot/trees", check=Fals
                         made.append(("dir", path))
             if not present:
                 what = entry.source or entry.type
-                result.actions.append("mount %s %s on %s (%s, %s)" % (
-                    entry.type, what, path, ",".join(entry.options) or "defaults", entry.propagation))
+                result.add("mount", path, source=what, fstype=entry.type,
+                           options=",".join(entry.options) or "defaults",
+                           propagation=entry.propagation)
                 if not check:
                     _mount(path, entry)
                     mounted.append(path)
                     faults.checkpoint("prologue.bind-mounted")
                 continue
             if "remount" in fix:
-                result.actions.append("remount %s with %s" % (path, ",".join(entry.options)))
+                result.add("remount", path, options=",".join(entry.options))
                 if not check:
                     _remount(path, entry, table)
             if "propagation" in fix:
-                result.actions.append("make %s %s" % (path, entry.propagation))
+                result.add("propagation", path, propagation=entry.propagation)
                 if not check:
                     mounts.set_propagation(path, entry.propagation)
     except (JobrootError, OSError) as exc:
@@ -371,7 +442,7 @@ def _mkdir(path):
 
 def _create_parents(paths, check, made, result):
     for p in paths:
-        result.actions.append("mkdir %s" % p)
+        result.add("mkdir", p)
         if not check:
             _mkdir(p)
             made.append(("dir", p))
@@ -460,10 +531,10 @@ def _unmount_subtree(root, path, lazy, include_self=True, result=None):
                         moved = True
                         continue
                     if result is not None and gone:
-                        result.actions.append("lazy unmount %s (busy)" % m.mount_point)
+                        result.add("lazy unmount", m.mount_point)
                     continue
                 if result is not None and gone:
-                    result.actions.append("unmount %s" % m.mount_point)
+                    result.add("unmount", m.mount_point)
             if not moved:
                 break
         left = [m.mount_point for m in mountinfo.under(mountinfo.read(), path, include_self)]
@@ -490,7 +561,8 @@ def teardown(root, state_dir="/run/hpc-jobroot/trees", lazy=False, check=False, 
     result = Result()
     table = mountinfo.under(mountinfo.read(), root, include_self=False)
     if check:
-        result.actions += ["unmount %s" % m.mount_point for m in _leaves_first(table)]
+        for m in _leaves_first(table):
+            result.add("unmount", m.mount_point)
     else:
         left = _unmount_subtree(root, root, lazy, include_self=False, result=result)
         if left:
@@ -513,7 +585,7 @@ def teardown(root, state_dir="/run/hpc-jobroot/trees", lazy=False, check=False, 
             if st is False or not _removable_file(st):
                 kept["files"].append(path)
                 continue
-            result.actions.append("remove %s" % path)
+            result.add("remove", path)
             if not check:
                 handle.unlink(path)
         for path in sorted(manifest["dirs"], key=lambda p: -p.count("/")):
@@ -526,7 +598,7 @@ def teardown(root, state_dir="/run/hpc-jobroot/trees", lazy=False, check=False, 
                 except (OSError, JobrootError):
                     kept["dirs"].append(path)   # not empty, or moved: leave it
                     continue
-            result.actions.append("rmdir %s" % path)
+            result.add("rmdir", path)
     if not check:
         _save_manifest(state_dir, root, kept)
     return result

@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 import stat
 
-from ansible_collections.hpc.jobroot.plugins.module_utils import atomic, validate
+from ansible_collections.hpc.jobroot.plugins.module_utils import atomic, files, rundir, validate
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import (
     JobrootError, RefusedError, ValidationError)
 
@@ -148,25 +148,11 @@ def check_tree(path, image_base):
     return real
 
 
-def remove_file(path):
-    """Remove *path* if it exists; return True if it did (a single unlink, never recursive)."""
-    try:
-        os.unlink(path)
-        return True
-    except FileNotFoundError:
-        return False
-
-
-def pin_path(run_dir, key):
-    """Return the pin file of job key *key*: ``<run_dir>/pins/<key>``."""
-    return os.path.join(run_dir, "pins", key)
-
-
 def pin(run_dir, key, real_path):
     """Record that job *key* uses OS tree *real_path*; return True if the pin changed."""
-    path = pin_path(run_dir, key)
+    path = rundir.pin_path(run_dir, key)
     text = real_path + "\n"
-    if _read(path) == text:
+    if files.read_text(path) == text:
         return False
     os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
     atomic.write(path, text)
@@ -175,20 +161,13 @@ def pin(run_dir, key, real_path):
 
 def pinned(run_dir):
     """Return ``{job key: pinned real path}`` of every pin under *run_dir*."""
-    folder = os.path.join(run_dir, "pins")
+    folder = rundir.folder(run_dir, rundir.PINS)
     try:
         names = os.listdir(folder)
     except FileNotFoundError:
         return {}
-    return {n: (_read(os.path.join(folder, n)) or "").strip() for n in names if not atomic.is_temp(n)}
-
-
-def _read(path):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
+    return {n: (files.read_text(os.path.join(folder, n)) or "").strip()
+            for n in names if not atomic.is_temp(n)}
 
 
 def record_path(batch_system, job_id, run_dir, pbs_home):
@@ -202,7 +181,7 @@ def record_path(batch_system, job_id, run_dir, pbs_home):
     if batch_system == "torque":
         return os.path.join(pbs_home, "mom_priv", "jobs", job_id + ".root")
     if batch_system == "slurm":
-        return os.path.join(run_dir, "jobs", validate.job_key(job_id) + ".root")
+        return rundir.slurm_record_path(run_dir, validate.job_key(job_id))
     if batch_system == "none":
         return None
     raise ValidationError("batch system %r is not torque, slurm or none" % (batch_system,))
@@ -215,7 +194,7 @@ def write_record(path, root):
     """
     validate.abs_path(root, "job root")
     text = root + "\n"
-    if _read(path) == text:
+    if files.read_text(path) == text:
         return False
     folder = os.path.dirname(path)
     if not os.path.isdir(folder):

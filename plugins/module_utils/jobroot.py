@@ -38,7 +38,7 @@ import stat
 import time
 
 from ansible_collections.hpc.jobroot.plugins.module_utils import (
-    atomic, beneath, bindtree, chroot, faults, lock, lvm, procs, torque, validate)
+    atomic, beneath, bindtree, chroot, faults, files, lock, lvm, procs, rundir, torque, validate)
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import (
     JobrootError, RefusedError, ValidationError)
 
@@ -51,31 +51,15 @@ def _silent(message):
     del message
 
 
-def _state_path(cfg, key):
-    return os.path.join(cfg.run_dir, "jobs", key + ".json")
-
-
-def _refusal_path(cfg, key):
-    return os.path.join(cfg.run_dir, "jobs", key + ".refused")
-
-
-def _failures_path(cfg, key):
-    return os.path.join(cfg.run_dir, "failures", key)
-
-
-def _trees(cfg):
-    return os.path.join(cfg.run_dir, "trees")
-
-
 def _save_state(cfg, key, state):
-    os.makedirs(os.path.join(cfg.run_dir, "jobs"), mode=0o755, exist_ok=True)
-    atomic.write(_state_path(cfg, key), json.dumps(state, sort_keys=True) + "\n", 0o600)
+    os.makedirs(rundir.folder(cfg.run_dir, rundir.JOBS), mode=0o755, exist_ok=True)
+    atomic.write(rundir.state_path(cfg.run_dir, key), json.dumps(state, sort_keys=True) + "\n", 0o600)
 
 
 def load_state(cfg, key):
     """Return the saved state dict of job key *key*, or None if there is none."""
     try:
-        with open(_state_path(cfg, key), encoding="utf-8") as handle:
+        with open(rundir.state_path(cfg.run_dir, key), encoding="utf-8") as handle:
             return json.load(handle)
     except (FileNotFoundError, ValueError):
         return None
@@ -177,7 +161,7 @@ def prologue(cfg, job_id, user, os_name=None, batch_system="slurm", log=_silent)
 
         def refuse(why):
             reason = "job %s refused: %s" % (job_id, why)
-            atomic.write(_refusal_path(cfg, key), reason + "\n")
+            atomic.write(rundir.refusal_path(cfg.run_dir, key), reason + "\n")
             _save_state(cfg, key, {"job_id": job_id, "user": user, "phase": "refused",
                                    "batch_system": batch_system, "reason": reason})
             log(reason)
@@ -228,7 +212,7 @@ def prologue(cfg, job_id, user, os_name=None, batch_system="slurm", log=_silent)
             script = torque.script_entry(cfg.pbs_home, job_id) if batch_system == "torque" else None
             if script:
                 entries.append(script)
-            bindtree.apply(root, entries, JOB_DIRS, _trees(cfg))
+            bindtree.apply(root, entries, JOB_DIRS, rundir.trees_path(cfg.run_dir))
             faults.checkpoint("prologue.tree-built")
             record = chroot.record_path(batch_system, job_id, cfg.run_dir, cfg.pbs_home)
             if record:
@@ -245,7 +229,7 @@ def prologue(cfg, job_id, user, os_name=None, batch_system="slurm", log=_silent)
                   "size_bytes": size, "record": record}
         _save_state(cfg, key, dict(result, user=user, phase="ready", batch_system=batch_system))
         faults.checkpoint("prologue.ready")
-        chroot.remove_file(_failures_path(cfg, key))
+        files.remove_file(rundir.failures_path(cfg.run_dir, key))
         log("job %s: root %s ready (os %s, %s)" % (
             job_id, root, name, "directory mode, no size limit" if lv is None else
             "%d MiB on %s/%s" % (size >> 20, cfg.volume_group, lv)))
@@ -297,7 +281,7 @@ def note_failure(cfg, job_id):
     Raises ValidationError for a bad job id.
     """
     key = validate.job_key(job_id)
-    path = _failures_path(cfg, key)
+    path = rundir.failures_path(cfg.run_dir, key)
     with lock.job_lock(cfg.run_dir, key):
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
@@ -313,38 +297,46 @@ def note_failure(cfg, job_id):
 
 def _teardown(cfg, key, job_id, batch_system, log):
     root = os.path.join(cfg.root_base, key)
-    actions = []
+    actions = []   # everything done, in order: the return value
+    shown = []     # what the log line names (not the bind tree's changes, not the rmdir)
+    tree = bindtree.Result()
     errors = []
 
-    def step(what, func, *args, **kwargs):
+    def note(what, show=True):
+        actions.append(what)
+        if show:
+            shown.append(what)
+
+    def step(what, func, *args, show=True, **kwargs):
         try:
             out = func(*args, **kwargs)
         except (JobrootError, OSError) as exc:
             errors.append("%s: %s" % (what, exc))
             return None
         if out:
-            actions.append(what)
+            note(what, show)
         return out
 
     for system in ("slurm", "torque"):
         if batch_system in (system, None):
-            step("remove %s record" % system, chroot.remove_file,
+            step("remove %s record" % system, files.remove_file,
                  chroot.record_path(system, job_id, cfg.run_dir, cfg.pbs_home))
-    step("remove refusal", chroot.remove_file, _refusal_path(cfg, key))
+    step("remove refusal", files.remove_file, rundir.refusal_path(cfg.run_dir, key))
     faults.checkpoint("epilogue.records-removed")
     if os.path.isdir(root) and not os.path.islink(root):
         ended, spared = procs.end_in_root(root, _owner_uid(cfg, key), procs.job_devices(root))
         if ended:
-            actions.append("ended PIDs %s" % ", ".join(map(str, ended)))
+            note("ended PIDs %s" % ", ".join(map(str, ended)))
         if spared:
             # Root's or another user's: never signalled, reported. If they keep
             # the volume busy, the teardown below fails and gc retries.
-            actions.append("left alone PIDs %s (not the job user's)" % ", ".join(
+            note("left alone PIDs %s (not the job user's)" % ", ".join(
                 "%d (uid %s, %s)" % (pid, uid, why) for pid, (uid, why) in sorted(spared.items())))
     faults.checkpoint("epilogue.processes-ended")
     if os.path.isdir(root) and not os.path.islink(root):
         try:
-            actions += bindtree.teardown(root, _trees(cfg), lazy=True, keep_made=True).actions
+            tree = bindtree.teardown(root, rundir.trees_path(cfg.run_dir), lazy=True, keep_made=True)
+            actions += tree.actions
         except (JobrootError, OSError) as exc:
             errors.append("unmount the bind tree: %s" % exc)
     faults.checkpoint("epilogue.tree-unmounted")
@@ -355,17 +347,15 @@ def _teardown(cfg, key, job_id, batch_system, log):
         # are on the root's own file system; removed by descriptor, never
         # through a mount (beneath.Root.purge), then the root itself.
         step("empty %s" % root, _purge, root)
-        step("rmdir %s" % root, os.rmdir, root)
+        step("rmdir %s" % root, os.rmdir, root, show=False)
     faults.checkpoint("epilogue.volume-removed")
     if not errors:
-        step("unpin", chroot.remove_file, chroot.pin_path(cfg.run_dir, key))
+        step("unpin", files.remove_file, rundir.pin_path(cfg.run_dir, key))
         faults.checkpoint("epilogue.unpinned")
-        step("forget state", chroot.remove_file, _state_path(cfg, key))
+        step("forget state", files.remove_file, rundir.state_path(cfg.run_dir, key))
         faults.checkpoint("epilogue.state-forgotten")
     if actions:
-        unmounts = [a for a in actions if a.startswith(("unmount /", "lazy unmount"))]
-        log("job %s: torn down: %d unmounts; %s" % (job_id, len(unmounts), ", ".join(
-            a for a in actions if a not in unmounts and not a.startswith(("rmdir", "remove /")))))
+        log("job %s: torn down: %d unmounts; %s" % (job_id, len(tree.unmounted), ", ".join(shown)))
     if errors:
         log("job %s: teardown incomplete: %s" % (job_id, "; ".join(errors)))
         raise JobrootError("teardown of job %s incomplete: %s" % (job_id, "; ".join(errors)))
@@ -395,11 +385,9 @@ def known_jobs(cfg):
     if cfg.volume_group:
         keys |= {lv["name"][len(lvm.LV_PREFIX):] for lv in lvm.job_lvs(cfg.volume_group)
                  if lv["name"].startswith(lvm.LV_PREFIX)}
-    for folder, suffixes in ((cfg.root_base, ("",)), (os.path.join(cfg.run_dir, "jobs"),
-                                                      (".json", ".root", ".refused")),
-                             (os.path.join(cfg.run_dir, "pins"), ("",)),
-                             (os.path.join(cfg.run_dir, "failures"), ("",)),
-                             (os.path.join(cfg.run_dir, "locks"), ("",))):
+    folders = [(cfg.root_base, ("",))] + [(rundir.folder(cfg.run_dir, name), suffixes)
+                                          for name, suffixes in rundir.PER_JOB.items()]
+    for folder, suffixes in folders:
         try:
             names = os.listdir(folder)
         except FileNotFoundError:
@@ -444,7 +432,7 @@ def gc(cfg, alive=None, log=_silent):
             continue
         try:
             report[key] = _teardown(cfg, key, job_id, state.get("batch_system"), log)
-            chroot.remove_file(_failures_path(cfg, key))
+            files.remove_file(rundir.failures_path(cfg.run_dir, key))
             job_lock.remove()
         except JobrootError as exc:
             report[key] = "error: %s" % exc
@@ -477,14 +465,14 @@ def sweep_temps(cfg):
     ``.tmp.<PID>`` of a process that no longer exists (atomic.sweep).
     """
     trees = re.compile(r"\A[0-9a-f]{24}\.json\Z")
-    folders = (
-        (os.path.join(cfg.run_dir, "jobs"), lambda n: _is_key(n, (".json", ".root", ".refused"))),
-        (os.path.join(cfg.run_dir, "pins"), _is_key),
-        (os.path.join(cfg.run_dir, "failures"), _is_key),
-        (_trees(cfg), lambda n: trees.match(n) is not None),
-        (os.path.join(cfg.pbs_home, "mom_priv", "jobs"),
+    folders = [(rundir.folder(cfg.run_dir, name),
+                lambda n, suffixes=rundir.PER_JOB[name]: _is_key(n, suffixes))
+               for name in rundir.WRITTEN_ATOMICALLY]
+    folders += [
+        (rundir.trees_path(cfg.run_dir), lambda n: trees.match(n) is not None),
+        (torque.jobs_dir(cfg.pbs_home),
          lambda n: n.endswith(".root") and _is_key(n[:-len(".root")])),
-    )
+    ]
     removed = []
     for folder, owns in folders:
         removed += atomic.sweep(folder, owns)

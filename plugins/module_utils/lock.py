@@ -17,6 +17,7 @@ import fcntl
 import os
 import time
 
+from ansible_collections.hpc.jobroot.plugins.module_utils import rundir
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import JobrootError
 
 
@@ -95,9 +96,9 @@ class Lock:
 
 def node_lock(run_dir, timeout=300.0):
     """The node lock ``<run_dir>/lock``: held while slots are counted and volumes made or removed."""
-    return Lock(os.path.join(run_dir, "lock"), timeout)
+    return Lock(rundir.node_lock_path(run_dir), timeout)
 
 
 def job_lock(run_dir, key, timeout=300.0):
     """The lock of one job ``<run_dir>/locks/<key>``: held by its prologue, epilogue or sweep."""
-    return Lock(os.path.join(run_dir, "locks", key), timeout)
+    return Lock(rundir.job_lock_path(run_dir, key), timeout)

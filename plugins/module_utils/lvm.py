@@ -183,6 +183,38 @@ def mounted_at(vg, lv, mountpoint, table=None):
     return top is not None and top.source in (dm_path(vg, lv), "/dev/%s/%s" % (vg, lv))
 
 
+def plan(vg, lv, existing, info, extents, thin_pool="", tag=TAG, max_lvs=None, check_space=True):
+    """Decide how job LV *vg*/*lv* is had; return ``(extents, create)``.
+
+    The one place for these decisions: :func:`create` and the lvm_jobvol
+    module (also in check mode) both call it. *existing*: ``{name:
+    list_lvs dict}`` of *vg*. *info*: :func:`vg_info` of *vg*. *extents*:
+    the wanted size in extents (int), or a callable returning it, called
+    only when the LV is new (a slot's share costs LVM reports).
+
+    An existing LV keeps its size (never resized): ``(its extents,
+    False)``; one without *tag* is not ours and raises JobrootError. A new
+    one gives ``(extents, True)``; with *check_space*, it raises
+    NoFreeSlotError first when *max_lvs* LVs with *tag* already exist (one
+    per slot) or a thick LV needs more than the VG's free extents.
+    """
+    if lv in existing:
+        if tag not in existing[lv]["tags"]:
+            raise JobrootError("logical volume %s/%s exists without tag %s: not ours, "
+                               "refusing to touch it" % (vg, lv, tag))
+        return existing[lv]["size_bytes"] // info["extent_size"], False
+    extents = extents() if callable(extents) else extents
+    if check_space:
+        taken = [x for x in existing.values() if tag in x["tags"]]
+        if max_lvs is not None and len(taken) >= max_lvs:
+            raise NoFreeSlotError("no free slot: %d of %d job volumes in %s are in use (%s)" % (
+                len(taken), max_lvs, vg, ", ".join(sorted(x["name"] for x in taken))))
+        if not thin_pool and extents > info["free_count"]:
+            raise NoFreeSlotError("not enough space: volume group %s has %d free extents, "
+                                  "the job needs %d" % (vg, info["free_count"], extents))
+    return extents, True
+
+
 def create(vg, lv, extents, mountpoint, fstype="ext4", thin_pool="", tag=TAG,
            max_lvs=None, lock=None):
     """Create, format and mount a job LV; return ``{"extents", "size_bytes", "created"}``.
@@ -213,19 +245,8 @@ def create(vg, lv, extents, mountpoint, fstype="ext4", thin_pool="", tag=TAG,
     with lock if lock is not None else _nolock():
         existing = {x["name"]: x for x in list_lvs(vg)}
         info = vg_info(vg)
-        if lv in existing:
-            if tag not in existing[lv]["tags"]:
-                raise JobrootError("logical volume %s/%s exists without tag %s: not ours, "
-                                   "refusing to touch it" % (vg, lv, tag))
-            extents = existing[lv]["size_bytes"] // info["extent_size"]
-        else:
-            taken = [x for x in existing.values() if tag in x["tags"]]
-            if max_lvs is not None and len(taken) >= max_lvs:
-                raise NoFreeSlotError("no free slot: %d of %d job volumes in %s are in use (%s)" % (
-                    len(taken), max_lvs, vg, ", ".join(sorted(x["name"] for x in taken))))
-            if not thin_pool and extents > info["free_count"]:
-                raise NoFreeSlotError("not enough space: volume group %s has %d free extents, "
-                                      "the job needs %d" % (vg, info["free_count"], extents))
+        extents, new = plan(vg, lv, existing, info, extents, thin_pool, tag, max_lvs)
+        if new:
             run(create_cmd(vg, lv, extents, info["extent_size"], thin_pool, tag))
             created = True
     try:

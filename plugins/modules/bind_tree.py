@@ -192,6 +192,32 @@ actions:
   type: list
   elements: str
   sample: ["mkdir /var/lib/hpc-jobroot/roots/4711/usr", "mount bind /usr on /var/lib/hpc-jobroot/roots/4711/usr (nodev,ro, slave)"]
+mounted:
+  description: The mount points this task mounted (or would mount in check mode), in order.
+  returned: always
+  type: list
+  elements: str
+  sample: ["/var/lib/hpc-jobroot/roots/4711/usr"]
+unmounted:
+  description:
+    - The mount points this task unmounted (or would unmount in check mode), deepest first.
+    - A busy one detached with O(lazy=true) is listed too; RV(actions) says C(lazy unmount) for it.
+  returned: always
+  type: list
+  elements: str
+  sample: ["/var/lib/hpc-jobroot/roots/4711/proc", "/var/lib/hpc-jobroot/roots/4711/usr"]
+made:
+  description: The directories, empty files (mount points of single-file binds) and symlinks this task created, in order.
+  returned: always
+  type: list
+  elements: str
+  sample: ["/var/lib/hpc-jobroot/roots/4711/usr", "/var/lib/hpc-jobroot/roots/4711/bin"]
+removed:
+  description: The directories and empty files that an earlier task created and this teardown removed.
+  returned: always
+  type: list
+  elements: str
+  sample: ["/var/lib/hpc-jobroot/roots/4711/usr"]
 mounts:
   description: The mount points below O(root) after the task, from mountinfo, in table order.
   returned: always
@@ -248,20 +274,22 @@ def main():
         after = bindtree.mounted_under(root) if _isdir(root) else []
     except JobrootError as exc:
         module.fail_json(msg=str(exc), root=root)
-    module.exit_json(changed=result.changed, actions=result.actions, mounts=after,
+    module.exit_json(changed=result.changed, actions=result.actions, mounted=result.mounted,
+                     unmounted=result.unmounted, made=result.made, removed=result.removed,
+                     mounts=after,
                      diff=dict(before="\n".join(before) + "\n",
                                after="\n".join(after if not module.check_mode else
-                                               _planned(before, result.actions)) + "\n"))
+                                               _planned(before, result)) + "\n"))
 
 
 def _isdir(path):
     return os.path.isdir(path) and not os.path.islink(path)
 
 
-def _planned(before, actions):
-    gone = {a.split(" ", 1)[1] for a in actions if a.startswith("unmount ")}
-    added = [a.split(" on ", 1)[1].split(" (", 1)[0] for a in actions if a.startswith("mount ")]
-    return [m for m in before if m not in gone] + added
+def _planned(before, result):
+    """The mount points after a check-mode *result* (a bindtree.Result) would be applied."""
+    gone = set(result.unmounted)
+    return [m for m in before if m not in gone] + result.mounted
 
 
 if __name__ == "__main__":

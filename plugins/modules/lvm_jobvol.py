@@ -237,12 +237,10 @@ def main():
                 lvm.remove(vg, lv, mountpoint, p["tag"])
             module.exit_json(changed=changed, diff=dict(before=before, after="%s: absent\n" % lv), **out)
         info = lvm.vg_info(vg)
-        if lv in existing:
-            if p["tag"] not in existing[lv]["tags"]:
-                raise JobrootError("logical volume %s/%s exists without tag %s: not ours" % (vg, lv, p["tag"]))
-            extents = existing[lv]["size_bytes"] // info["extent_size"]
-        else:
-            extents = _size(p, info)
+        # lvm.create's own decisions (size, tag); the slot count and free
+        # space are checked when create acts, so check mode reports as before
+        extents, _new = lvm.plan(vg, lv, existing, info, lambda: _size(p, info),
+                                 p["thin_pool"] or "", p["tag"], check_space=False)
         changed = not mounted
         if changed and not module.check_mode:
             lvm.create(vg, lv, extents, mountpoint, p["fstype"], p["thin_pool"] or "", p["tag"],

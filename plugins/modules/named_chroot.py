@@ -164,7 +164,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hpc.jobroot.plugins.module_utils import chroot, validate
+from ansible_collections.hpc.jobroot.plugins.module_utils import chroot, files, rundir, validate
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import JobrootError
 
 
@@ -203,15 +203,15 @@ def main():
             validate.managed_path(p["root"], "root")
         if p["default"]:
             validate.chroot_name(p["default"])
-        pin = chroot.pin_path(p["run_dir"], key)
+        pin = rundir.pin_path(p["run_dir"], key)
         record = chroot.record_path(p["batch_system"], p["job_id"], p["run_dir"], p["pbs_home"])
         before = {"pin": _read(pin), "record": _read(record)}
         if p["state"] == "absent":
             changed = bool(before["pin"] or before["record"])
             if changed and not module.check_mode:
-                chroot.remove_file(pin)
+                files.remove_file(pin)
                 if record:
-                    chroot.remove_file(record)
+                    files.remove_file(record)
             module.exit_json(changed=changed, pin=pin, record=record,
                              diff=dict(before=before, after={"pin": "", "record": ""}))
         entries = chroot.read_allow_list(p["allow_list"]) if os.path.exists(p["allow_list"]) else {}

@@ -4,7 +4,8 @@
 """Issue 11, item 9 on the host: kill the hook command at every named step, then gc.
 
 Directory mode (no LVM here; the guest runs the LVM matrix). For each step
-of faults.STEPS the hook command (roles/job_hooks/files/jobroot.py) is run
+of faults.STEPS the hook command (roles/job_hooks/files/jobroot.py, the entry
+script into module_utils/hook_command.py) is run
 with HPC_JOBROOT_KILL_AT=<step> and must die of SIGKILL; then ``jobroot gc
 --all`` must leave no mount, root, state, pin, record or temp file, and the
 canary in the job user's bound home must be intact. First, the switch

@@ -133,3 +133,40 @@ def test_run_reports_failures_and_timeouts():
         lvm.run(["sleep", "5"], timeout=0.2)
     with pytest.raises(CommandError, match="not found"):
         lvm.run(["no-such-command-jobroot"])
+
+
+# Issue 13, item 3: one plan for the decisions of lvm.create and lvm_jobvol.
+INFO = {"extent_size": EXTENT, "extent_count": 1000, "free_count": 100}
+
+
+def lv_rows(**lvs):
+    """list_lvs dicts by name: each value is (extents, tags)."""
+    return {name: {"name": name, "size_bytes": extents * EXTENT, "tags": list(tags), "pool": "",
+                   "attr": "-wi-a-----"} for name, (extents, tags) in lvs.items()}
+
+
+OURS = ("hpc_jobroot",)
+
+
+def test_plan_keeps_an_existing_volume_without_asking_its_size():
+    def never():
+        raise AssertionError("the wanted size of an existing LV must not be computed")
+    existing = lv_rows(jobroot_1=(40, OURS))
+    assert lvm.plan("vg", "jobroot_1", existing, INFO, never, max_lvs=1) == (40, False)
+
+
+def test_plan_refuses_a_volume_without_our_tag():
+    with pytest.raises(JobrootError, match="exists without tag hpc_jobroot: not ours"):
+        lvm.plan("vg", "jobroot_1", lv_rows(jobroot_1=(40, ())), INFO, 10, check_space=False)
+
+
+def test_plan_checks_slots_and_free_space_only_when_asked():
+    full = lv_rows(jobroot_1=(10, OURS), jobroot_2=(10, OURS), root=(10, ()))
+    with pytest.raises(NoFreeSlotError, match="no free slot: 2 of 2"):
+        lvm.plan("vg", "jobroot_3", full, INFO, 10, max_lvs=2)
+    assert lvm.plan("vg", "jobroot_3", full, INFO, 10, max_lvs=3) == (10, True)
+    with pytest.raises(NoFreeSlotError, match="has 100 free extents, the job needs 101"):
+        lvm.plan("vg", "jobroot_3", {}, INFO, 101)
+    assert lvm.plan("vg", "jobroot_3", {}, INFO, 101, thin_pool="pool") == (101, True)
+    assert lvm.plan("vg", "jobroot_3", full, INFO, lambda: 101, max_lvs=2,
+                    check_space=False) == (101, True)

@@ -106,13 +106,11 @@ def check_version_dir(path, check=False):
     With *check* (check mode) a *path* that does not exist yet passes: a
     real run would deploy it first. Owner rule: chroot.check_owner.
     """
-    if check and not os.path.lexists(path):
-        return
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        raise JobrootError("%s does not exist (deploy it first)" % path) from None
-    if not stat.S_ISDIR(st.st_mode):
+    if not os.path.lexists(path):
+        if check:
+            return
+        raise JobrootError("%s does not exist (deploy it first)" % path)
+    if not stat.S_ISDIR(os.lstat(path).st_mode):
         raise JobrootError("%s is not a directory" % path)
     chroot.check_owner(path, "version directory")
 

@@ -7,7 +7,7 @@ An OS image version is a directory ``<base>/<name>-<version>``; the
 chroot_image role deploys a new version with rsync (its default options,
 ``--link-dest`` against the current version) and then switches the symlink
 ``<base>/<name>`` with a temporary symlink and rename(2)
-(roles/chroot_image/files/chroot_image_tool.py, ``switch``). This module
+(plugins/module_utils/images.py, ``switch``). This module
 measures, on a real tree (the debootstrapped bullseye tree the chroot_image
 tests cache, if present) or on a synthetic one:
 
@@ -24,7 +24,7 @@ once); bytes transferred: rsync's ``--stats`` ("Total bytes sent",
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import os
 import random
@@ -37,7 +37,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-TOOL = os.path.join(REPO, "roles", "chroot_image", "files", "chroot_image_tool.py")
+COLLECTIONS = os.path.join(REPO, ".build")  # make collections puts ansible_collections/hpc/jobroot here
+MODULE = "ansible_collections.hpc.jobroot.plugins.modules.image_version"
 
 
 def _role_rsync_options():
@@ -52,10 +53,10 @@ def _role_rsync_options():
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("chroot_image_tool", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The library the role's image_version module runs (module_utils/images.py, built collection)."""
+    if COLLECTIONS not in sys.path:
+        sys.path.insert(0, COLLECTIONS)
+    return importlib.import_module("ansible_collections.hpc.jobroot.plugins.module_utils.images")
 
 
 def find_cached_tree():
@@ -255,12 +256,16 @@ def swap_times(workdir, master, tool, quick, log):
         for i in range(calls):
             target = "b" if os.readlink(os.path.join(base, "img")) == "img-a" else "a"
             opts = {"name": "img", "image_base": base, "state": "switched", "version": target}
-            argv = [sys.executable, TOOL, "version", json.dumps(opts)]
+            args = os.path.join(workdir, "args.json")
+            with open(args, "w", encoding="utf-8") as handle:
+                json.dump({"ANSIBLE_MODULE_ARGS": opts}, handle)
+            argv = [sys.executable, "-m", MODULE, args]
             start = time.perf_counter()
-            proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+            proc = subprocess.run(argv, capture_output=True, text=True, check=False,
+                                  env=dict(os.environ, PYTHONPATH=COLLECTIONS))
             role.append(time.perf_counter() - start)
             if proc.returncode != 0 or not json.loads(proc.stdout).get("changed"):
-                raise RuntimeError("switch by the role's tool failed: %s %s" % (proc.stdout, proc.stderr))
+                raise RuntimeError("switch by the image_version module failed: %s %s" % (proc.stdout, proc.stderr))
         if os.readlink(os.path.join(base, "img")) not in ("img-a", "img-b"):
             raise RuntimeError("symlink does not point at a version after the switches")
         out.append({"copies": n, "entries": entries, "apparent_bytes": apparent,

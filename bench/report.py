@@ -408,8 +408,8 @@ def _q5(res):
               "changed files whole.", "",
               "### The atomic swap against image size", "",
               "`<base>/img` is switched between two versions of the same size with the role's own code "
-              "(chroot_image_tool.py `switch`: a temporary symlink, rename(2), fsync of the directory), "
-              "in-process, and as the role runs it (`chroot_image_tool.py version` with "
+              "(module_utils/images.py `switch`: a temporary symlink, rename(2), fsync of the directory), "
+              "in-process, and as the role runs it (the `image_version` module with "
               "`state=switched`, a Python start included).", "",
               "| image (entries) | image (MiB) | switch median (us) | runs | role's tool median (ms) | runs |",
               "|---|---|---|---|---|---|"]

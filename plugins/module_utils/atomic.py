@@ -22,7 +22,7 @@ _TEMP = re.compile(r"\A(?P<name>.+)\.tmp\.(?P<pid>[1-9][0-9]{0,9})\Z")
 
 
 def write(path, text, mode=0o644):
-    """Write *text* (str) to *path* atomically (temp file in the same directory + rename(2)).
+    """Write *text* (str, or bytes written as they are) to *path* atomically (temp file + rename(2)).
 
     The file is root-owned (we run as root) with *mode*; a reader sees the
     old content or the new, never a partial file. The temp file is
@@ -31,7 +31,8 @@ def write(path, text, mode=0o644):
     tmp = "%s.tmp.%d" % (path, os.getpid())
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        binary = isinstance(text, bytes)
+        with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())

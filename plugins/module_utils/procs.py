@@ -125,6 +125,24 @@ def holders(root, devices=frozenset()):
     return found
 
 
+def roots():
+    """Return ``{PID: root directory}`` (int: str) of every process whose ``/proc/PID/root`` is readable.
+
+    The root is what readlink(2) gives for ``/proc/PID/root`` (proc(5)): a
+    chrooted process shows its chroot directory. Processes that vanish or
+    cannot be read are left out.
+    """
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            found[int(entry)] = os.readlink("/proc/%s/root" % entry)
+        except OSError:
+            continue
+    return found
+
+
 def uids(pid):
     """Return the real, effective, saved and file-system uid of *pid* (tuple of 4 ints), or None."""
     try:

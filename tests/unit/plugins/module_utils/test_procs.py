@@ -34,3 +34,7 @@ def test_holder_gone_before_pidfd_is_skipped(monkeypatch):
     monkeypatch.setattr(procs, "holders", lambda root, devices: {4242: "cwd"})
     monkeypatch.setattr(os, "pidfd_open", gone)
     assert procs.end_in_root("/roots/1", uid=1000) == ([], {})
+
+
+def test_roots_names_this_process_root():
+    assert procs.roots()[os.getpid()] == os.readlink("/proc/self/root")

@@ -44,7 +44,7 @@ JOBROOT_RUN_ID := $(shell date -u +%Y%m%dT%H%M%S)-$(shell echo $$PPID)
 endif
 export JOBROOT_RUN_ID
 
-TEST_TARGETS := venv collections lint sanity units integration ctest guest molecule guest-sid molecule-sid bench-quick changelog build importer install-check ee docs
+TEST_TARGETS := venv collections lint sanity units integration ctest guest molecule guest-sid molecule-sid changelog build importer install-check ee docs
 
 .PHONY: help test test-targets system venv collections lint sanity units integration ctest \
         guest molecule guest-sid molecule-sid bench-quick bench demo clean distclean \
@@ -53,7 +53,7 @@ TEST_TARGETS := venv collections lint sanity units integration ctest guest molec
 help:
 	@sed -n '3,7p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# //'
 	@echo "  steps of make test: $(TEST_TARGETS)"
-	@echo "  others: system guest bench demo clean distclean"
+	@echo "  others: system guest bench-quick bench demo clean distclean"
 
 test: $(TEST_TARGETS)
 	@$(SETUP)/summary.sh "$(JOBROOT_RUN_ID)" $(TEST_TARGETS)

@@ -627,7 +627,7 @@ def write(res, json_path, md_dir, png_dir):
               "there (arguments in results.json, key `plan`), question 5 on the host "
               "(bench/image_update.py), then writes this file and the plots; the guest is stopped on "
               "every exit." % " ".join(res.get("plan", {}).get("disks", [])),
-              "* `make bench-quick` (part of `make test`): `bench/run.py --quick`, the same with tiny "
+              "* `make bench-quick` (run by hand; not a step of `make test`, for time): `bench/run.py --quick`, the same with tiny "
               "sizes, written to .build/bench-quick/; it fails only if a question produced no or "
               "malformed results.",
               "* `bench/run.py --guest NAME` uses a running guest; `--only q1,q3` runs a subset "

@@ -20,8 +20,8 @@ description:
   - The P(hpc.jobroot.jobvol_pool#role) role writes RV(slot_extents) and RV(extent_size) to the
     node config C(pool.json); the prologue (M(hpc.jobroot.lvm_jobvol) and the hook command) makes
     the same decision with the same library function when it sizes a job volume.
-  - A volume group that does not exist is no error - RV(exists) is V(false), and nothing else is
-    returned, so that a play in check mode on a new node can go on. A thin pool that does not
+  - A volume group that does not exist is no error - RV(exists) is V(false), C(msg) says so, and
+    nothing else is returned, so that a play in check mode on a new node can go on. A thin pool that does not
     exist is no error either - RV(thin_pool_exists) is V(false) and the slot facts are not
     returned, so that the caller can create the pool and ask again.
   - Changes nothing; C(changed) is always V(false).
@@ -179,7 +179,9 @@ def main():
         lvm.check_pool_args(thin_pool, p["slots"], p["tag"])
         report = lvm.fullreport(vg)
         out["exists"] = report is not None
-        if report is not None:
+        if report is None:
+            out["msg"] = "volume group %s does not exist" % vg
+        else:
             out["thin_pool_exists"] = bool(thin_pool) and lvm.report_lv(report, thin_pool) is not None
             if not thin_pool or out["thin_pool_exists"]:
                 out.update(lvm.pool_facts(report, thin_pool, p["slots"], p["tag"]))

@@ -52,7 +52,7 @@ def test_missing_group_is_not_an_error_in_check_mode(capsys, monkeypatch):
     out, calls = run_module({"volume_group": "jobs", "slots": 4, "_ansible_check_mode": True},
                             capsys, None, monkeypatch)
     assert out == {"changed": False, "exists": False, "volume_group": "jobs",
-                   "invocation": out["invocation"]}
+                   "msg": "volume group jobs does not exist", "invocation": out["invocation"]}
     assert len(calls) == 1
 
 

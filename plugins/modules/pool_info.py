@@ -56,6 +56,7 @@ attributes:
     description: Runs the same read-only report in check mode.
   diff_mode:
     support: none
+    description: Changes nothing, so there is no diff.
 notes:
   - Runs C(lvm fullreport --reportformat json --units b --nosuffix -- <volume_group>) once, with a
     120 s timeout; see lvm fullreport(8) and, for the fields (C(vg_extent_size),
@@ -71,7 +72,6 @@ requirements:
   - lvm2
 seealso:
   - module: hpc.jobroot.lvm_jobvol
-  - role: hpc.jobroot.jobvol_pool
 author:
   - hpc.jobroot developers (@hpc-jobroot)
 """

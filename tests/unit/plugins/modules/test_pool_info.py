@@ -57,22 +57,22 @@ def test_missing_group_is_not_an_error_in_check_mode(capsys, monkeypatch):
 
 
 def test_missing_thin_pool_gives_no_slot_facts(capsys, monkeypatch):
-    out, _ = run_module({"volume_group": "jobs", "slots": 4, "thin_pool": "pool"},
-                        capsys, report(100), monkeypatch)
+    out = run_module({"volume_group": "jobs", "slots": 4, "thin_pool": "pool"},
+                     capsys, report(100), monkeypatch)[0]
     assert out["exists"] is True and out["thin_pool_exists"] is False
     assert "slot_extents" not in out and "failed" not in out
 
 
 def test_thin_pool_facts(capsys, monkeypatch):
     rep = report(100, [lv("pool", 90, attr="twi-aotz--", segtype="thin-pool")])
-    out, _ = run_module({"volume_group": "jobs", "slots": 4, "thin_pool": "pool", "tag": "site_jobs"},
-                        capsys, rep, monkeypatch)
+    out = run_module({"volume_group": "jobs", "slots": 4, "thin_pool": "pool", "tag": "site_jobs"},
+                     capsys, rep, monkeypatch)[0]
     assert out["thin_pool_exists"] is True
     assert out["thin_pool_extents"] == out["available_extents"] == 90 and out["slot_extents"] == 22
 
 
 def test_too_few_extents_fails(capsys, monkeypatch):
-    out, _ = run_module({"volume_group": "jobs", "slots": 20}, capsys, report(15), monkeypatch)
+    out = run_module({"volume_group": "jobs", "slots": 20}, capsys, report(15), monkeypatch)[0]
     assert out["failed"] is True and "too few for 20 slots" in out["msg"]
     assert out["exists"] is True
 

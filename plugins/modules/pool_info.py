@@ -18,8 +18,9 @@ description:
     the extents of the job volumes that exist now, so a re-run while jobs run gives the same
     answer; for thin job volumes, the size of the thin pool O(thin_pool).
   - The P(hpc.jobroot.jobvol_pool#role) role writes RV(slot_extents) and RV(extent_size) to the
-    node config C(pool.json); the prologue (M(hpc.jobroot.lvm_jobvol) and the hook command) makes
-    the same decision with the same library function when it sizes a job volume.
+    node config C(pool.json), which the hook command reads at every prologue;
+    M(hpc.jobroot.lvm_jobvol) with O(hpc.jobroot.lvm_jobvol#module:slots) makes the same decision
+    with the same library function.
   - A volume group that does not exist is no error - RV(exists) is V(false), C(msg) says so, and
     nothing else is returned, so that a play in check mode on a new node can go on. A thin pool that does not
     exist is no error either - RV(thin_pool_exists) is V(false) and the slot facts are not

@@ -117,33 +117,111 @@ def job_lvs(vg, tag=TAG):
     return [lv for lv in list_lvs(vg) if tag in lv["tags"]]
 
 
-def slot_extents(vg, slots, thin_pool="", tag=TAG):
-    """Return the size of one slot in extents: the job space divided by *slots*, rounded down.
+def fullreport(vg):
+    """Return the report of volume group *vg* from one ``lvm fullreport``, or None if it does not exist.
 
-    Thick: job space = the VG's free extents plus the extents our tagged LVs
-    already hold (so the answer does not shrink while jobs run). Thin: the
-    thin pool's size in extents. Raises ValidationError if *slots* < 1 and
-    NoFreeSlotError if a slot would be smaller than one extent.
+    Runs ``lvm fullreport --reportformat json --units b --nosuffix -- VG``
+    and returns ``report[0]``: a dict of lists ``vg`` (one row), ``pv``,
+    ``lv``, ``pvseg`` and ``seg``, each row a dict of field name to string
+    (lvm fullreport(8); sizes in bytes as digit strings, counts as digit
+    strings). A VG that does not exist is None: lvm exits 5 and says
+    ``Volume group "VG" not found`` on stderr (LC_ALL=C, see :func:`run`).
+
+    Raises ValidationError for a bad VG name (before any command runs) and
+    CommandError for any other failure of lvm.
     """
+    validate.volume_group(vg)
+    try:
+        out = run(["lvm", "fullreport", "--reportformat", "json", "--units", "b", "--nosuffix", "--", vg])
+    except CommandError as exc:
+        if 'Volume group "%s" not found' % vg in exc.stderr:
+            return None
+        raise
+    reports = json.loads(out).get("report", [])
+    return reports[0] if reports and reports[0].get("vg") else None
+
+
+def report_lv(report, name):
+    """Return the ``lv`` row named *name* of a :func:`fullreport` *report*, or None."""
+    return next((lv for lv in report.get("lv", []) if lv["lv_name"] == name), None)
+
+
+def check_pool_args(thin_pool, slots, tag):
+    """Raise ValidationError unless *slots* is an int >= 1 and *thin_pool* (if set) and *tag* are valid names."""
     if not isinstance(slots, int) or isinstance(slots, bool) or slots < 1:
         raise ValidationError("slots must be a whole number >= 1, got %r" % (slots,))
-    validate.volume_group(vg)
     if thin_pool:
         validate.lv_name(thin_pool)
-    info = vg_info(vg)
+    validate.lv_tag(tag)
+
+
+def pool_facts(report, thin_pool="", slots=1, tag=TAG):
+    """Return the job space of one volume group and one slot's share of it.
+
+    *report*: the ``report[0]`` dict of ``lvm fullreport --reportformat
+    json --units b --nosuffix VG`` (:func:`fullreport`). *thin_pool*: the
+    thin pool's LV name, or ``""`` for thick job LVs. *slots*: int >= 1.
+    *tag*: the tag that marks our job LVs.
+
+    Returns a dict; counts are extents of the VG, sizes bytes:
+
+    * ``volume_group``: str, the VG's name;
+    * ``extent_size``: int, bytes per extent;
+    * ``free_extents``: int, the VG's free extents (``vg_free_count``);
+    * ``job_extents``: int, the extents our tagged LVs hold (their sizes
+      summed, then divided by the extent size);
+    * ``thin_pool_extents``: int, the thin pool's data size in extents, or
+      None when *thin_pool* is ``""``;
+    * ``available_extents``: int, the job space: thick, ``free_extents +
+      job_extents`` (so the answer does not shrink while jobs run); thin,
+      ``thin_pool_extents``;
+    * ``slot_extents``: int >= 1, ``available_extents // slots``: rounded
+      down, so the slots together never need more than there is (the fair
+      slot share of docs/design.md, node config ``slot_extents``);
+    * ``job_lvs``: sorted list of the names of the LVs that carry *tag*.
+
+    Pure: reads nothing but its arguments. Raises ValidationError if *slots*
+    is not an int >= 1 or *thin_pool* or *tag* is not a valid name,
+    JobrootError if *thin_pool* is not an LV of the VG, and NoFreeSlotError
+    if a slot would be smaller than one extent.
+    """
+    check_pool_args(thin_pool, slots, tag)
+    vg = report["vg"][0]
+    extent_size = int(vg["vg_extent_size"])
+    ours = [lv for lv in report.get("lv", []) if tag in lv["lv_tags"].split(",")]
+    facts = {"volume_group": vg["vg_name"], "extent_size": extent_size,
+             "free_extents": int(vg["vg_free_count"]),
+             "job_extents": sum(int(lv["lv_size"]) for lv in ours) // extent_size,
+             "thin_pool_extents": None, "job_lvs": sorted(lv["lv_name"] for lv in ours)}
     if thin_pool:
-        pool = [lv for lv in list_lvs(vg) if lv["name"] == thin_pool]
-        if not pool:
-            raise JobrootError("thin pool %s/%s not found" % (vg, thin_pool))
-        space = pool[0]["size_bytes"] // info["extent_size"]
+        pool = report_lv(report, thin_pool)
+        if pool is None:
+            raise JobrootError("thin pool %s/%s not found" % (vg["vg_name"], thin_pool))
+        facts["thin_pool_extents"] = int(pool["lv_size"]) // extent_size
+        facts["available_extents"] = facts["thin_pool_extents"]
     else:
-        used = sum(lv["size_bytes"] for lv in job_lvs(vg, tag)) // info["extent_size"]
-        space = info["free_count"] + used
-    share = space // slots
-    if share < 1:
+        facts["available_extents"] = facts["free_extents"] + facts["job_extents"]
+    facts["slot_extents"] = facts["available_extents"] // slots
+    if facts["slot_extents"] < 1:
         raise NoFreeSlotError("volume group %s has %d extents for jobs: too few for %d slots"
-                              % (vg, space, slots))
-    return share
+                              % (vg["vg_name"], facts["available_extents"], slots))
+    return facts
+
+
+def slot_extents(vg, slots, thin_pool="", tag=TAG):
+    """Return the size of one slot of *vg* in extents (int >= 1), from one :func:`fullreport`.
+
+    The decision is :func:`pool_facts`, the same one the jobvol_pool role
+    makes through the pool_info module. Raises ValidationError if *slots* <
+    1 or a name is bad (before any command runs), JobrootError if *vg* or
+    *thin_pool* does not exist, and NoFreeSlotError if a slot would be
+    smaller than one extent.
+    """
+    check_pool_args(thin_pool, slots, tag)
+    report = fullreport(vg)
+    if report is None:
+        raise JobrootError("volume group %s not found" % vg)
+    return pool_facts(report, thin_pool, slots, tag)["slot_extents"]
 
 
 def create_cmd(vg, lv, extents, extent_size, thin_pool="", tag=TAG):

@@ -38,6 +38,7 @@ _PATH_CHARS = re.compile(r"\A[A-Za-z0-9._/+@:=-]+\Z")
 # too. mount(2) takes the path as is, mountinfo escapes it (\040).
 _MOUNT_PATH_CHARS = re.compile(r"\A[A-Za-z0-9._/+@:= -]+\Z")
 _VG = re.compile(r"\A[A-Za-z0-9+_.][A-Za-z0-9+_.-]{0,126}\Z")
+_TAG = re.compile(r"\A[A-Za-z0-9_+.-]{1,1024}\Z")
 # Substrings LVM reserves for its own sub-LVs (lvm(8), "VALID NAMES").
 _LV_RESERVED = ("_cdata", "_cmeta", "_corig", "_mlog", "_mimage", "_pmspare",
                 "_rimage", "_rmeta", "_tdata", "_tmeta", "_vorigin", "_vdata")
@@ -229,4 +230,16 @@ def lv_name(value):
     volume_group(value)
     if value.startswith(("snapshot", "pvmove")) or any(r in value for r in _LV_RESERVED):
         raise ValidationError("logical volume name %r uses a name LVM reserves" % value)
+    return value
+
+
+def lv_tag(value):
+    """Return *value* if it is a tag we put on job LVs, else raise ValidationError.
+
+    Letters, digits and ``_+.-``, 1 to 1024 characters: a subset of what
+    lvm(8) allows in tags ("VALID NAMES"), so that a tag is safe in an LVM
+    argument vector and in a comma-separated ``lv_tags`` report field.
+    """
+    if not isinstance(value, str) or not _TAG.match(value):
+        raise ValidationError("tag %r may only hold letters, digits and _+.-" % (value,))
     return value

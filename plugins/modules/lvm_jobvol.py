@@ -220,8 +220,7 @@ def main():
         if p["thin_pool"]:
             validate.lv_name(p["thin_pool"])
         validate.managed_path(p["root_base"], "root_base")
-        if not p["tag"] or not all(c.isalnum() or c in "_+.-" for c in p["tag"]):
-            raise ValidationError("tag %r may only hold letters, digits and _+.-" % p["tag"])
+        validate.lv_tag(p["tag"])
         lv = lvm.lv_name_for(key)
         mountpoint = p["root_base"] + "/" + key
         out = dict(lv_name=lv, volume_group=vg, lv_path="/dev/%s/%s" % (vg, lv),

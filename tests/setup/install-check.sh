@@ -62,10 +62,10 @@ doc() {
 }
 names() { for f in "$@"; do f=${f%/}; f=${f##*/}; echo "${f%.py}"; done; }
 mapfile -t modules < <(names plugins/modules/*.py)
-mapfile -t filters < <(names plugins/filter/*.py)
+mapfile -t filters < <(shopt -s nullglob; names plugins/filter/*.py)
 mapfile -t roles < <(names roles/*/)
 doc module "${modules[@]}"
-doc filter "${filters[@]}"
+[ "${#filters[@]}" -eq 0 ] || doc filter "${filters[@]}"
 doc role "${roles[@]}"
 
 mkdir "$work/empty-root"

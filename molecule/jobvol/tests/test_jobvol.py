@@ -216,6 +216,32 @@ def test_thick_free_space_is_one_slot(host):
     assert 0 <= vg["free_count"] - cfg["slot_extents"] < cfg["slots"]
 
 
+@pytest.mark.parametrize("name", list(POOLS))
+def test_pool_info_reads_what_lvs_shows(host, name):
+    """hpc.jobroot.pool_info against real job volumes and a real thin pool (the host has no device-mapper)."""
+    pool = POOLS[name]
+    vg_name = pool["volume_group"]
+    args = {"volume_group": vg_name, "thin_pool": pool.get("thin_pool", ""), "slots": pool["slots"]}
+    rc, result = call_module(host, "hpc.jobroot.pool_info", args, check=True)
+    assert rc == 0 and result["changed"] is False, result
+    vg = vg_report(host, vg_name)
+    lvs = lv_report(host, vg_name)
+    ours = {n: lv for n, lv in lvs.items() if TAG in lv["tags"]}
+    assert result["exists"] is True and result["thin_pool_exists"] is bool(pool.get("thin_pool"))
+    assert result["extent_size"] == vg["extent_size"]
+    assert result["free_extents"] == vg["free_count"]
+    assert result["job_lvs"] == sorted(ours) and len(ours) == len(pool["jobs"])
+    assert result["job_extents"] == sum(lv["size"] for lv in ours.values()) // vg["extent_size"]
+    if pool.get("thin_pool"):
+        assert result["thin_pool_extents"] == lvs[pool["thin_pool"]]["size"] // vg["extent_size"]
+    else:
+        assert result["thin_pool_extents"] is None
+    # the role wrote pool.json from the same facts before any job ran
+    assert result["slot_extents"] == pool_config(host, pool)["slot_extents"] == expected_slot_extents(host, pool)
+    rc, missing = call_module(host, "hpc.jobroot.pool_info", dict(args, volume_group="jobroot-no-such-vg"))
+    assert rc == 0 and missing["exists"] is False and "slot_extents" not in missing, missing
+
+
 def test_loop_backing_file(host):
     f = host.file(LOOP["backing_file"])
     assert f.is_file and f.mode == 0o600 and f.user == "root"

@@ -4,7 +4,8 @@
 
 This host has no device-mapper, so lvcreate cannot run here; real LVM is
 proven in the QEMU guest (molecule/jobvol). This stub answers ``vgs``/``lvs``
-with the JSON report format of lvm2 2.03 and records every other command, so
+and ``lvm fullreport`` with the JSON report format of lvm2 2.03 (the fields
+the library reads) and records every other command, so
 the unit tests can check command construction and report parsing.
 """
 
@@ -25,17 +26,24 @@ class LvmStub:
     def free(self):
         return self.extents - sum(lv["extents"] for lv in self.lvs.values() if not lv.get("thin"))
 
+    def lv_rows(self):
+        return [{"lv_name": name, "lv_size": str(lv["extents"] * EXTENT),
+                 "lv_tags": ",".join(lv.get("tags", [])), "pool_lv": lv.get("pool", ""),
+                 "lv_attr": "-wi-a-----"} for name, lv in self.lvs.items()]
+
     def run(self, cmd, timeout=120):
         self.calls.append(list(cmd))
+        if cmd[:2] == ["lvm", "fullreport"]:
+            return json.dumps({"report": [{"vg": [{
+                "vg_name": self.vg, "vg_extent_size": str(EXTENT),
+                "vg_extent_count": str(self.extents), "vg_free_count": str(self.free())}],
+                "pv": [], "lv": self.lv_rows(), "pvseg": [], "seg": []}]})
         if cmd[0] == "vgs":
             return json.dumps({"report": [{"vg": [{
                 "vg_name": self.vg, "vg_extent_size": str(EXTENT),
                 "vg_extent_count": str(self.extents), "vg_free_count": str(self.free())}]}]})
         if cmd[0] == "lvs":
-            return json.dumps({"report": [{"lv": [{
-                "lv_name": name, "lv_size": str(lv["extents"] * EXTENT),
-                "lv_tags": ",".join(lv.get("tags", [])), "pool_lv": lv.get("pool", ""),
-                "lv_attr": "-wi-a-----"} for name, lv in self.lvs.items()]}]})
+            return json.dumps({"report": [{"lv": self.lv_rows()}]})
         if cmd[0] == "lvcreate":
             name = cmd[cmd.index("--name") + 1]
             ext = int(cmd[cmd.index("--extents") + 1]) if "--extents" in cmd else \

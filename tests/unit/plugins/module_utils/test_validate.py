@@ -115,3 +115,14 @@ def test_relative_managed_paths_refused(path):
                                   "/tmp/scratch/root", "/srv/jobs", "/opt/lib", "/usr/local/x"])
 def test_paths_below_system_dirs_are_managed(path):
     assert validate.managed_path(path) == path
+
+
+@pytest.mark.parametrize("tag", ["hpc_jobroot", "site.jobs-2", "a+b", "x" * 1024])
+def test_lv_tags_accepted(tag):
+    assert validate.lv_tag(tag) == tag
+
+
+@pytest.mark.parametrize("tag", ["", "a,b", "a b", "t\u00e4g", "x" * 1025, None, 5])
+def test_lv_tags_refused(tag):
+    with pytest.raises(ValidationError, match="tag .* may only hold letters, digits and _"):
+        validate.lv_tag(tag)

@@ -6,8 +6,8 @@
 # Then the artifact's file list is checked: every file in it must be one git
 # knows (tracked, or untracked and not ignored), so no cache, venv, build or
 # bench output slipped past build_ignore; and the files users need (modules,
-# role argument specs, runtime.yml, the changelog, the docs site config) must
-# be there.
+# filter, role argument specs, runtime.yml, the changelog, the docs site
+# config) must be there.
 set -euo pipefail
 # shellcheck source=tests/setup/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -32,7 +32,7 @@ stray = sorted(members - known - {'MANIFEST.json', 'FILES.json'})
 if stray:
     sys.exit(f'{artifact}: files git does not know (add them to build_ignore): {stray}')
 required = ['meta/runtime.yml', 'CHANGELOG.md', 'changelogs/changelog.yaml',
-            'docs/docsite/extra-docs.yml',
+            'docs/docsite/extra-docs.yml', 'plugins/filter/slot_extents.py',
             'plugins/modules/*.py', 'roles/*/meta/argument_specs.yml']
 missing = [p for p in required if not fnmatch.filter(members, p)]
 if missing:

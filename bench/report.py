@@ -286,7 +286,7 @@ def _q2(res):
              "The same per-job work as three ad-hoc calls per phase, run in the guest "
              "(%s): prologue `ansible localhost -m hpc.jobroot.lvm_jobvol` (1 GiB), "
              "`-m hpc.jobroot.bind_tree` (the same mounts the hook makes, computed by "
-             "`jobroot.job_mounts`), `-m hpc.jobroot.named_chroot` (pin and Slurm record); epilogue the "
+             "`lifecycle.job_mounts`), `-m hpc.jobroot.named_chroot` (pin and Slurm record); epilogue the "
              "same three with `state=absent`, in reverse. Implicit localhost, local connection, no "
              "facts (ad-hoc gathers none). %d alternating rounds (hook, Ansible, ...) after %s "
              "warm-up round of Ansible. Both left identical mount trees: %s." % (
@@ -387,7 +387,7 @@ def _q5(res):
     lines = ["## 5. Chroot image update", "",
              "Image: %s; %d entries, %.1f MiB in regular files. A first version is a full copy; then "
              "%d of %d regular files (1%%) get new contents (%.1f MiB) and a second version is made "
-             "(a) as a full copy and (b) as the chroot_image role makes it, `rsync %s "
+             "(a) as a full copy and (b) as the job_image role makes it, `rsync %s "
              "--link-dest=<current version>`, alternating, %d rounds each." % (
                  q["tree"], q["image"]["entries"], mib(q["image"]["apparent_bytes"]), q["change"]["changed"],
                  q["change"]["files"], mib(q["change"]["changed_bytes"]), " ".join(q["rsync_options"]),

@@ -213,7 +213,7 @@ BAD = re.compile(r'[\n"\\]')
 GLOB = re.compile(r"([*?\[\]{}])")
 
 SPEC = """\
-# Written by hpc.jobroot.chroot_image; see hpc.jobroot's module_utils/imagetree.py for the choices.
+# Written by hpc.jobroot.job_image; see hpc.jobroot's module_utils/imagetree.py for the choices.
 %%global debug_package %%{nil}
 %%global __os_install_post %%{nil}
 %%global _build_id_links none
@@ -229,7 +229,7 @@ AutoReqProv: no
 
 %%description
 OS tree %(name)s-%(version)s, installed as %(prefix)s/%(name)s-%(version)s.
-Switch the %(prefix)s/%(name)s symlink to it with the hpc.jobroot.chroot_image role.
+Switch the %(prefix)s/%(name)s symlink to it with the hpc.jobroot.job_image role.
 
 %%install
 mkdir -p %%{buildroot}%(prefix)s

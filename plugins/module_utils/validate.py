@@ -107,7 +107,7 @@ def real_user(value):
         raise ValidationError("user %r does not exist on this node" % value) from None
 
 
-def chroot_name(value):
+def image_name(value):
     """Return *value* if it is a valid OS (chroot) name, else raise ValidationError.
 
     Rule: ``^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`` and no ``..``; the same rule

@@ -51,7 +51,7 @@ options:
         world-writable. Lines are C(name:path); C(#) starts a comment.
       - A missing file means that only V(host) is allowed.
     type: path
-    default: /etc/hpc-jobroot/chroots.conf
+    default: /etc/hpc-jobroot/images.conf
   image_base:
     description: Every tree on the allow-list must lie below this directory.
     type: path
@@ -164,7 +164,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hpc.jobroot.plugins.module_utils import chroot, files, rundir, validate
+from ansible_collections.hpc.jobroot.plugins.module_utils import image_select, files, rundir, validate
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import JobrootError
 
 
@@ -183,7 +183,7 @@ def main():
             name=dict(type="str"),
             default=dict(type="str"),
             fallback=dict(type="bool", default=False),
-            allow_list=dict(type="path", default="/etc/hpc-jobroot/chroots.conf"),
+            allow_list=dict(type="path", default="/etc/hpc-jobroot/images.conf"),
             image_base=dict(type="path", default="/var/lib/hpc-jobroot/images"),
             root=dict(type="path"),
             batch_system=dict(type="str", default="none", choices=["slurm", "torque", "none"]),
@@ -202,9 +202,9 @@ def main():
         if p["root"]:
             validate.managed_path(p["root"], "root")
         if p["default"]:
-            validate.chroot_name(p["default"])
+            validate.image_name(p["default"])
         pin = rundir.pin_path(p["run_dir"], key)
-        record = chroot.record_path(p["batch_system"], p["job_id"], p["run_dir"], p["pbs_home"])
+        record = image_select.record_path(p["batch_system"], p["job_id"], p["run_dir"], p["pbs_home"])
         before = {"pin": _read(pin), "record": _read(record)}
         if p["state"] == "absent":
             changed = bool(before["pin"] or before["record"])
@@ -214,16 +214,16 @@ def main():
                     files.remove_file(record)
             module.exit_json(changed=changed, pin=pin, record=record,
                              diff=dict(before=before, after={"pin": "", "record": ""}))
-        entries = chroot.read_allow_list(p["allow_list"]) if os.path.exists(p["allow_list"]) else {}
-        name, path = chroot.select(p["name"], entries, p["default"], p["fallback"])
-        tree = chroot.check_tree(path, p["image_base"])
+        entries = image_select.read_allow_list(p["allow_list"]) if os.path.exists(p["allow_list"]) else {}
+        name, path = image_select.select(p["name"], entries, p["default"], p["fallback"])
+        tree = image_select.check_tree(path, p["image_base"])
         root = validate.abs_path(p["root"] or tree, "root")
         after = {"pin": tree + "\n", "record": root + "\n" if record else ""}
         changed = after != before
         if changed and not module.check_mode:
-            chroot.pin(p["run_dir"], key, tree)
+            image_select.pin(p["run_dir"], key, tree)
             if record:
-                chroot.write_record(record, root)
+                image_select.write_record(record, root)
     except JobrootError as exc:
         module.fail_json(msg=str(exc), job_id=p["job_id"])
     module.exit_json(changed=changed, name=name, path=path, tree=tree, root=root, pin=pin,

@@ -14,7 +14,7 @@ Layout, all on one scratch tmpfs (fast, and one unmount cleans it all):
 
 An attacker process, standing in for the job's user, loops: rename x to
 x.moved, symlink x -> scratch/victim-parent, swap back. Meanwhile the
-epilogue's teardown (bindtree.teardown, lazy, as jobroot._teardown calls
+epilogue's teardown (bindtree.teardown, lazy, as lifecycle._teardown calls
 it) runs. The victim must survive every one of ITERATIONS runs. No
 autofs on this host (item 10 is done in the guest), so the victim is a
 tmpfs mount.

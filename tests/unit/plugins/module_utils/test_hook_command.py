@@ -33,20 +33,20 @@ def hook_fixture(tmp_path, monkeypatch):
     pbs_home = tmp_path / "torque"
     (pbs_home / "mom_logs").mkdir(parents=True)
     cfg = config.NodeConfig(run_dir=str(tmp_path / "run"), pbs_home=str(pbs_home),
-                            max_setup_failures=3, queue_os={"sl5q": "sl5"}).validate()
+                            max_setup_failures=3, queue_image={"sl5q": "sl5"}).validate()
     calls = {"load": [], "prologue": [], "epilogue": []}
     hook = types.SimpleNamespace(main=hook_command.main, config=hook_command.config, cfg=cfg,
                                  calls=calls, outcome={"root": str(tmp_path / "roots" / "5.srv"),
-                                                       "os": "host"},
+                                                       "image": "host"},
                                  epilogue_outcome=[])
 
     def load(config_dir=config.CONFIG_DIR):
         calls["load"].append(config_dir)
         return cfg
 
-    # they report through *log* as jobroot.prologue()/epilogue() do
-    def prologue(cfg_, job_id, user, os_name=None, batch_system="slurm", log=None):
-        calls["prologue"].append((job_id, user, os_name, batch_system))
+    # they report through *log* as lifecycle.prologue()/epilogue() do
+    def prologue(cfg_, job_id, user, image_name=None, batch_system="slurm", log=None):
+        calls["prologue"].append((job_id, user, image_name, batch_system))
         if isinstance(hook.outcome, Exception):
             raise hook.outcome
         log(hook.outcome.get("refused") or "job %s: root %s ready" % (job_id, hook.outcome["root"]))
@@ -63,7 +63,7 @@ def hook_fixture(tmp_path, monkeypatch):
     monkeypatch.setattr(hook_command.jobroot, "prologue", prologue)
     monkeypatch.setattr(hook_command.jobroot, "epilogue", epilogue)
     monkeypatch.setattr(hook_command.syslog, "syslog", lambda *a: None)
-    for name in ("SLURM_JOB_ID", "SLURM_JOB_USER", "SPANK_JOBROOT_OS"):
+    for name in ("SLURM_JOB_ID", "SLURM_JOB_USER", "SPANK_JOBROOT_IMAGE"):
         monkeypatch.delenv(name, raising=False)
     return hook
 
@@ -190,7 +190,7 @@ def test_gc_and_status_take_nothing_after_the_separator(hook):
 def test_slurm_prologue_success_is_0_with_the_spank_os(hook, monkeypatch):
     monkeypatch.setenv("SLURM_JOB_ID", "4711")
     monkeypatch.setenv("SLURM_JOB_USER", "alice")
-    monkeypatch.setenv("SPANK_JOBROOT_OS", "sl5")
+    monkeypatch.setenv("SPANK_JOBROOT_IMAGE", "sl5")
     assert hook.main(["prologue", "--batch-system", "slurm", "--"]) == 0
     assert hook.calls["prologue"] == [("4711", "alice", "sl5", "slurm")]
 
@@ -204,7 +204,7 @@ def test_the_batch_system_defaults_to_slurm(hook, monkeypatch):
     assert hook.calls["epilogue"] == [("4711", "slurm")]
 
 
-def test_torque_queue_at_its_position_picks_the_queue_os(hook):
+def test_torque_queue_at_its_position_picks_the_queue_image(hook):
     args = ["5.srv", "alice", "grp", "name", "walltime=60", "sl5q", "acct"]
     assert hook.main(["prologue", "--batch-system", "torque", "--"] + args) == 0
     # fewer arguments than the queue's position: no queue, the node default

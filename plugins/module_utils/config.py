@@ -39,7 +39,7 @@ class NodeConfig:  # pylint: disable=too-many-instance-attributes
     fallback_to_default: bool = False
     run_dir: str = "/run/hpc-jobroot"
     pbs_home: str = "/var/spool/torque"
-    # Not var/lib: for the node's own OS that is the host's /var/lib, which
+    # Not var/lib: for the host image that is the node's /var/lib, which
     # holds the job roots themselves.
     image_dirs: list = field(default_factory=lambda: ["bin", "etc", "lib", "lib64", "opt", "sbin",
                                                    "usr"])

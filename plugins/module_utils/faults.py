@@ -33,7 +33,7 @@ STEPS = (
     "prologue.locked",            # job lock held, nothing written
     "prologue.temp-written",      # atomic.write: the state temp file written, not renamed
     "prologue.state-saved",       # state file says phase "setup"
-    "prologue.pinned",            # OS tree pinned, root base private
+    "prologue.pinned",            # image version pinned, root base private
     "prologue.volume-created",    # lvm.create: LV exists, no file system
     "prologue.volume-formatted",  # lvm.create: file system made, not mounted
     "prologue.volume-mounted",    # the LV is mounted at the job root

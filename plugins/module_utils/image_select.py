@@ -1,11 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright: hpc.jobroot contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Named OS trees: the allow-list, resolution, path checks, pins and records.
+"""Image selection: the allow-list, resolution, path checks, pins and records.
 
-A job may ask for an alternate OS userland by name. Only names on a
-root-owned allow-list of ``name:path`` lines are honoured (CHOS keeps its
-list of allowed OS paths for the same reason: a user who can chroot into a
+A job may ask by name for an image, an alternate userland (e.g. a Debian 11
+or EL7 tree). Only names on a root-owned allow-list of ``name:path`` lines
+are honoured (CHOS keeps its list of allowed OS paths for the same reason: a user who can chroot into a
 tree of their choosing can become root, seed 002 "SECURITY"; HTCondor's
 NAMED_CHROOT is the same idea). Improvements over both:
 
@@ -13,8 +13,8 @@ NAMED_CHROOT is the same idea). Improvements over both:
   group- or world-writable, and a symlink in it may not lead outside the
   image base;
 * the resolved real path is *pinned* for the job, so a later atomic symlink
-  swap (seed 003: versioned trees behind a symlink) does not change the tree
-  under a running job, and the deploy role never prunes a pinned version;
+  swap (seed 003: versioned trees behind a symlink) does not change the image
+  version under a running job, and the deploy role never prunes a pinned version;
 * an unknown name is refused with the list of names that exist; falling back
   to the default happens only when configured.
 
@@ -81,17 +81,17 @@ def read_allow_list(path):
                 raise ValidationError("%s: %s" % (where, exc)) from None
             if name == HOST or name in entries:
                 raise ValidationError("%s: name %s is %s" % (
-                    where, name, "reserved for the node's own OS" if name == HOST else "listed twice"))
+                    where, name, "reserved for the node's own system" if name == HOST else "listed twice"))
             entries[name] = tree
     return entries
 
 
 def select(requested, entries, default=None, fallback=False):
-    """Pick the OS name to use; return ``(name, path)``.
+    """Pick the image to use; return ``(name, path)``.
 
-    *requested*: the job's OS name or None/"" for "none asked". *entries*:
+    *requested*: the job's image name or None/"" for "none asked". *entries*:
     the allow-list (:func:`read_allow_list`). *default*: the node default
-    name (``host`` = the node's own OS, path ``/``). With *fallback*, an
+    name (``host`` = the node's own system, path ``/``). With *fallback*, an
     unknown name falls back to *default* instead of being refused.
     Raises RefusedError (the job's request is refused) with the names that
     exist, or ValidationError for a malformed name.
@@ -104,12 +104,12 @@ def select(requested, entries, default=None, fallback=False):
         if requested == HOST or requested in entries:
             return requested, path_of(requested)
         if not (fallback and default):
-            raise RefusedError("OS %r is not on this node's allow-list; choose one of: %s"
+            raise RefusedError("image %r is not on this node's allow-list; choose one of: %s"
                                % (requested, ", ".join([HOST] + list(entries))))
     if not default:
-        raise RefusedError("no OS was requested and this node has no default OS")
+        raise RefusedError("no image was requested and this node has no default image")
     if default != HOST and default not in entries:
-        raise JobrootError("the node's default OS %r is not on the allow-list" % default)
+        raise JobrootError("the node's default image %r is not on the allow-list" % default)
     return default, path_of(default)
 
 
@@ -119,19 +119,19 @@ def _components(path):
 
 
 def check_tree(path, image_base):
-    """Check OS tree *path* and return its real path (what gets pinned).
+    """Check the image version's tree *path*; return its real path (what gets pinned).
 
-    ``/`` (the node's own OS) is returned as is. Otherwise *path* must be
+    ``/`` (the node's own system) is returned as is. Otherwise *path* must be
     below *image_base*; every symlink on the way must resolve below
     *image_base*; and every component of the real path, from ``/`` down to
     the tree itself, must be a directory owned by root and not group- or
     world-writable. Raises ValidationError naming the offending component.
     """
-    validate.abs_path(path, "OS tree")
+    validate.abs_path(path, "image tree")
     if path == "/":
         return "/"
     validate.abs_path(image_base, "image base")
-    validate.under(path, image_base, "OS tree")
+    validate.under(path, image_base, "image tree")
     base_real = os.path.realpath(image_base)
     for comp in _components(path):
         if os.path.islink(comp):
@@ -141,7 +141,7 @@ def check_tree(path, image_base):
                                       % (comp, target, image_base))
     real = os.path.realpath(path)
     if not os.path.isdir(real):
-        raise ValidationError("OS tree %s (%s) is not a directory" % (path, real))
+        raise ValidationError("image tree %s (%s) is not a directory" % (path, real))
     check_owner("/", "path component")
     for comp in _components(real):
         check_owner(comp, "path component")
@@ -149,7 +149,7 @@ def check_tree(path, image_base):
 
 
 def pin(run_dir, key, real_path):
-    """Record that job *key* uses OS tree *real_path*; return True if the pin changed."""
+    """Record that job *key* uses the image version at *real_path*; return True if the pin changed."""
     path = rundir.pin_path(run_dir, key)
     text = real_path + "\n"
     if files.read_text(path) == text:

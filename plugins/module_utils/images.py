@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: hpc.jobroot contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""OS images on a node: versions, switch, roll back, prune.
+"""Images on a node: versions, switch, roll back, prune.
 
 Layout (docs/design.md, "Image versions"): ``<image_base>/<name>-<version>/``
 directories and the symlink ``<image_base>/<name>`` -> ``<name>-<version>``

@@ -9,10 +9,10 @@ modules expose the blocks one by one, and the hook command on the nodes
 calls the functions here directly (no Ansible start-up in the prologue).
 
 Prologue, as the seed paper (000, section 2.3.2) runs it, hardened:
-validate -> resolve and pin the OS tree -> one slot's LV with a fresh file
+validate -> resolve and pin the image version -> one slot's LV with a fresh file
 system mounted at the job root -> the bind tree -> the record the batch
 system chroots by. Any failure undoes what was done, so nothing is
-half-made. A job whose *request* is bad (an OS name not on the allow-list)
+half-made. A job whose *request* is bad (an image not on the allow-list)
 is refused with a reason instead of failing the prologue, because a failed
 Slurm Prolog drains the node (slurm.conf(5), "Prolog").
 
@@ -66,11 +66,11 @@ def load_state(cfg, key):
 
 
 def job_mounts(cfg, tree, user):
-    """Return the bind-tree entries (bindtree.spec dicts) for a job using OS *tree*.
+    """Return the bind-tree entries (bindtree.spec dicts) for a job using image version *tree*.
 
-    *tree*: the pinned real path of the OS tree (``/`` for the node's own
-    OS). *user*: the job owner's ``pwd.struct_passwd``. Order matters: the
-    OS directories come first, so host files can be bound over files inside
+    *tree*: the pinned real path of the image version's tree (``/`` for the
+    node's own system). *user*: the job owner's ``pwd.struct_passwd``. Order
+    matters: the image directories come first, so host files can be bound over files inside
     them. Alternate trees are mounted ``nosuid`` too: their setuid binaries
     are not the node's to trust (CHOS disables them for the same reason).
     """
@@ -115,7 +115,7 @@ def job_mounts(cfg, tree, user):
 
 
 def requested_image(cfg, batch_system, env=None, queue=None):
-    """Return the OS name a job asked for, or None.
+    """Return the image name a job asked for, or None.
 
     Slurm: ``SPANK_JOBROOT_IMAGE`` in *env* (the SPANK plugin passes the job's
     ``--jobroot-image`` or ``JOBROOT_IMAGE`` there). Torque: the node's
@@ -132,7 +132,7 @@ def requested_image(cfg, batch_system, env=None, queue=None):
 def prologue(cfg, job_id, user, image_name=None, batch_system="slurm", log=_silent):
     """Prepare the root of job *job_id* for *user*; return a result dict.
 
-    *cfg*: a validated config.NodeConfig. *image_name*: the requested OS name or
+    *cfg*: a validated config.NodeConfig. *image_name*: the requested image name or
     None for the node default. *batch_system*: ``slurm``, ``torque`` or
     ``none`` (where to write the record). *log*: a callable taking one str.
 
@@ -174,13 +174,13 @@ def prologue(cfg, job_id, user, image_name=None, batch_system="slurm", log=_sile
             broken_list = None
         except (JobrootError, OSError) as exc:
             entries, broken_list = {}, str(exc)
-            log("BROKEN ALLOW-LIST: %s; only the host OS is served until it is fixed" % exc)
+            log("BROKEN ALLOW-LIST: %s; only the host image is served until it is fixed" % exc)
         try:
             name, tree = image_select.select(image_name, entries, cfg.default_image, cfg.fallback_to_default)
         except (RefusedError, ValidationError) as exc:
             return refuse("the node's allow-list is unusable (%s)" % broken_list
                           if broken_list and image_name != image_select.HOST else exc)
-        except JobrootError:  # the node's default OS is not on the allow-list
+        except JobrootError:  # the node's default image is not on the allow-list
             if not broken_list:
                 raise
             return refuse("the node's allow-list is unusable (%s)" % broken_list)
@@ -191,9 +191,9 @@ def prologue(cfg, job_id, user, image_name=None, batch_system="slurm", log=_sile
                 try:
                     real_tree = image_select.check_tree(tree, cfg.image_base)
                 except (ValidationError, OSError) as exc:
-                    log("BROKEN IMAGE: OS %s at %s fails the path checks (%s); jobs asking "
-                        "for it are refused, other OS names are still served" % (name, tree, exc))
-                    return refuse("OS %s is broken on this node: %s" % (name, exc))
+                    log("BROKEN IMAGE: image %s at %s fails the path checks (%s); jobs asking "
+                        "for it are refused, other images are still served" % (name, tree, exc))
+                    return refuse("image %s is broken on this node: %s" % (name, exc))
                 image_select.pin(cfg.run_dir, key, real_tree)
                 faults.checkpoint("prologue.pinned")
                 os.makedirs(cfg.root_base, mode=0o755, exist_ok=True)
@@ -230,7 +230,7 @@ def prologue(cfg, job_id, user, image_name=None, batch_system="slurm", log=_sile
         _save_state(cfg, key, dict(result, user=user, phase="ready", batch_system=batch_system))
         faults.checkpoint("prologue.ready")
         files.remove_file(rundir.failures_path(cfg.run_dir, key))
-        log("job %s: root %s ready (os %s, %s)" % (
+        log("job %s: root %s ready (image %s, %s)" % (
             job_id, root, name, "directory mode, no size limit" if lv is None else
             "%d MiB on %s/%s" % (size >> 20, cfg.volume_group, lv)))
         return result

@@ -12,7 +12,7 @@ empty after a reboot, and the boot-time gc sweeps what that leaves):
 ``jobs/<job key>.json``                 the job's saved state (jobroot)
 ``jobs/<job key>.root``                 Slurm's record: the root the SPANK plugin chroots to
 ``jobs/<job key>.refused``              why the job was refused, for the SPANK plugin
-``pins/<job key>``                      the real path of the OS tree the job uses (image_select.pin)
+``pins/<job key>``                      the real path of the image version the job uses (image_select.pin)
 ``failures/<job key>``                  how often the job's prologue failed here (Torque)
 ``trees/<24 hex>.json``                 bind-tree manifests, one per root (bindtree)
 ======================================  ================================================
@@ -68,7 +68,7 @@ def refusal_path(run_dir, key):
 
 
 def pin_path(run_dir, key):
-    """``<run_dir>/pins/<key>``: the real path of the OS tree the job uses."""
+    """``<run_dir>/pins/<key>``: the real path of the image version the job uses."""
     return os.path.join(run_dir, PINS, key)
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: image_version
-short_description: Query, record, switch, roll back and prune the versions of an OS image on a node
+short_description: Query, record, switch, roll back and prune the versions of an image on a node
 version_added: 0.1.0
 description:
-  - Manages the versions of one OS image below O(image_base) - directories
+  - Manages the versions of one image below O(image_base) - directories
     C(<image_base>/<name>-<version>), the symlink C(<image_base>/<name>) that points at one of them
     (a relative target), and the deploy order in C(<image_base>/.<name>.versions.json).
   - O(state=query) reads the versions, the current one and which versions are in use.

@@ -4,9 +4,9 @@
  *
  * Submission side (srun: local context, sbatch/salloc: allocator context):
  *   --jobroot-image=NAME, or else the submitter's JOBROOT_IMAGE variable (CHOS
- *   style), is checked against the OS-name syntax of docs/design.md and
+ *   style), is checked against the image-name syntax of docs/design.md and
  *   handed to the Prolog as SPANK_JOBROOT_IMAGE (spank_job_control_setenv adds
- *   the SPANK_ prefix).  No name means the node's default OS.
+ *   the SPANK_ prefix).  No name means the node's default image.
  *
  * Node side (slurmstepd, remote context), in task_init_privileged, i.e. in
  * the forked, single-threaded task child, still root, before it becomes the
@@ -107,7 +107,7 @@ static int opt_cb(int val, const char *optarg, int remote)
 {
 	(void)val;
 	if (!optarg || !valid_image_name(optarg)) {
-		slurm_error("jobroot: --jobroot-image=%s: not a valid OS name "
+		slurm_error("jobroot: --jobroot-image=%s: not a valid image name "
 			    "(letters, digits, '.', '_', '-'; at most 64; "
 			    "starting with a letter or digit)",
 			    optarg ? optarg : "");
@@ -120,8 +120,8 @@ static int opt_cb(int val, const char *optarg, int remote)
 
 static struct spank_option jobroot_opt = {
 	"jobroot-image", "NAME",
-	"Run the job's tasks in the OS tree NAME (see the node's allow-list; "
-	"default: the node's default OS, or $JOBROOT_IMAGE)",
+	"Run the job's tasks in the image NAME (see the node's allow-list; "
+	"default: the node's default image, or $JOBROOT_IMAGE)",
 	1, 0, opt_cb
 };
 
@@ -176,7 +176,7 @@ int slurm_spank_init(spank_t sp, int ac, char **av)
 	return 0;
 }
 
-/* Submission side: pass the chosen OS name on to the Prolog. */
+/* Submission side: pass the chosen image name on to the Prolog. */
 int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 {
 	(void)ac; (void)av;
@@ -193,7 +193,7 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 		if (!env || !env[0])
 			return 0;
 		if (!valid_image_name(env)) {
-			slurm_error("jobroot: JOBROOT_IMAGE=%s: not a valid OS name "
+			slurm_error("jobroot: JOBROOT_IMAGE=%s: not a valid image name "
 				    "(letters, digits, '.', '_', '-'; at most 64; "
 				    "starting with a letter or digit)", env);
 			return -1;
@@ -201,7 +201,7 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 		name = env;
 	}
 	if (spank_job_control_setenv(sp, "JOBROOT_IMAGE", name, 1) != ESPANK_SUCCESS) {
-		slurm_error("jobroot: cannot pass the OS name to the Prolog");
+		slurm_error("jobroot: cannot pass the image name to the Prolog");
 		return -1;
 	}
 	return 0;

@@ -35,7 +35,7 @@ def test_missing_files_mean_defaults(tmp_path):
     ("node.json", {"image_dirs": ["../etc"]}, "image_dirs"),
     ("node.json", {"host_files": ["etc/passwd"]}, "absolute"),
     ("node.json", {"home": "everyone"}, "home"),
-    ("node.json", {"default_image": "../x"}, "OS name"),
+    ("node.json", {"default_image": "../x"}, "image name"),
     ("node.json", {"extra_binds": [{"src": "/x"}]}, "need a source"),
 ])
 def test_bad_config_names_the_key(tmp_path, name, data, message):

@@ -82,10 +82,10 @@ def test_torque_prologue_success_is_0_and_logs_the_job_root_to_mom_logs(hook):
 
 
 def test_torque_refusal_aborts_with_the_reason_on_stdout(hook, capsys):
-    hook.outcome = {"refused": "job 5.srv refused: OS 'sl9' is not allowed"}
+    hook.outcome = {"refused": "job 5.srv refused: image 'sl9' is not allowed"}
     assert hook.main(["prologue", "--batch-system", "torque", "--"] + TORQUE_ARGS) == 1
-    assert "hpc-jobroot: job 5.srv refused: OS 'sl9' is not allowed" in capsys.readouterr().out
-    assert "refused: OS 'sl9'" in mom_log(hook)
+    assert "hpc-jobroot: job 5.srv refused: image 'sl9' is not allowed" in capsys.readouterr().out
+    assert "refused: image 'sl9'" in mom_log(hook)
 
 
 def test_torque_progress_goes_to_mom_logs_not_to_the_jobs_stderr(hook, capsys):
@@ -98,10 +98,10 @@ def test_torque_progress_goes_to_mom_logs_not_to_the_jobs_stderr(hook, capsys):
 
 
 def test_torque_refusal_is_logged_once(hook, capsys):
-    hook.outcome = {"refused": "job 5.srv refused: OS 'sl9' is not allowed"}
+    hook.outcome = {"refused": "job 5.srv refused: image 'sl9' is not allowed"}
     assert hook.main(["prologue", "--batch-system", "torque", "--"] + TORQUE_ARGS) == 1
     assert capsys.readouterr().err == ""
-    assert mom_log(hook).count("refused: OS 'sl9'") == 1
+    assert mom_log(hook).count("refused: image 'sl9'") == 1
 
 
 def test_slurm_progress_stays_on_stderr(hook, monkeypatch, capsys):

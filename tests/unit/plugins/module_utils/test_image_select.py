@@ -57,7 +57,7 @@ def test_allow_list_parsing(allow):
     ("sl5:img/sl5\n", 0o644, "must be absolute"),
     ("sl5:/img/sl5\nsl5:/img/x\n", 0o644, "listed twice"),
     ("host:/img/x\n", 0o644, "reserved"),
-    ("../x:/img/x\n", 0o644, "OS name"),
+    ("../x:/img/x\n", 0o644, "image name"),
     ("sl5:/img/sl5\n", 0o664, "group- or world-writable"),
     ("sl5:/img/sl5\n", 0o646, "group- or world-writable"),
 ])

@@ -189,7 +189,7 @@ def run_job_hook(opts, job):
         result = lifecycle.prologue(cfg, job.job_id, job.user, wanted, opts.batch_system, progress)
         if "refused" not in result:
             if is_torque:
-                torque_event(cfg, job.job_id, "hpc-jobroot: job root %s (os %s)" % (
+                torque_event(cfg, job.job_id, "hpc-jobroot: job root %s (image %s)" % (
                     result["root"], result["image"]))
             return 0
         if not is_torque:

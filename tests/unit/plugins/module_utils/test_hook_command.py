@@ -60,8 +60,8 @@ def hook_fixture(tmp_path, monkeypatch):
         return hook.epilogue_outcome
 
     monkeypatch.setattr(hook_command.config, "load", load)
-    monkeypatch.setattr(hook_command.jobroot, "prologue", prologue)
-    monkeypatch.setattr(hook_command.jobroot, "epilogue", epilogue)
+    monkeypatch.setattr(hook_command.lifecycle, "prologue", prologue)
+    monkeypatch.setattr(hook_command.lifecycle, "epilogue", epilogue)
     monkeypatch.setattr(hook_command.syslog, "syslog", lambda *a: None)
     for name in ("SLURM_JOB_ID", "SLURM_JOB_USER", "SPANK_JOBROOT_IMAGE"):
         monkeypatch.delenv(name, raising=False)
@@ -263,7 +263,7 @@ def test_torque_prologue_os_error_is_a_requeue(hook):
 def test_torque_aborts_when_its_failures_cannot_be_counted(hook, monkeypatch, capsys):
     def cannot_count(cfg, job_id):
         raise OSError(30, "Read-only file system")
-    monkeypatch.setattr(hook_command.jobroot, "note_failure", cannot_count)
+    monkeypatch.setattr(hook_command.lifecycle, "note_failure", cannot_count)
     hook.outcome = NoFreeSlotError("no free slot")
     assert hook.main(["prologue", "--batch-system", "torque", "--"] + TORQUE_ARGS) == 1
     assert "aborted: its prologue failed 3 times" in capsys.readouterr().out
@@ -279,7 +279,7 @@ def test_an_unwritable_mom_log_changes_no_exit_code(hook):
 
 
 def test_status_prints_json_and_is_0(hook, monkeypatch, capsys):
-    monkeypatch.setattr(hook_command.jobroot, "status", lambda cfg: {"jobs": {}, "pins": {}})
+    monkeypatch.setattr(hook_command.lifecycle, "status", lambda cfg: {"jobs": {}, "pins": {}})
     assert hook.main(["status"]) == 0
     assert json.loads(capsys.readouterr().out) == {"jobs": {}, "pins": {}}
 
@@ -296,7 +296,7 @@ def test_gc_asks_the_batch_system_which_jobs_run(hook, monkeypatch, argv, alive,
     def gc(cfg, alive_, log):
         seen.append(alive_)
         return {"4711": ["unpin"]}
-    monkeypatch.setattr(hook_command.jobroot, "gc", gc)
+    monkeypatch.setattr(hook_command.lifecycle, "gc", gc)
     assert hook.main(argv) == 0
     assert json.loads(capsys.readouterr().out) == {"4711": ["unpin"]}
     if alive == "torque":
@@ -311,7 +311,7 @@ def test_gc_asks_the_batch_system_which_jobs_run(hook, monkeypatch, argv, alive,
 
 
 def test_gc_with_an_error_in_its_report_is_1(hook, monkeypatch):
-    monkeypatch.setattr(hook_command.jobroot, "gc",
+    monkeypatch.setattr(hook_command.lifecycle, "gc",
                         lambda cfg, alive, log: {"4711": "error: busy", "4712": ["unpin"]})
     assert hook.main(["gc", "--all"]) == 1
 

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Benchmark question 5: chroot image updates, run on the host (no LVM needed).
 
-An OS image version is a directory ``<base>/<name>-<version>``; the
+An image version is a directory ``<base>/<name>-<version>``; the
 job_image role deploys a new version with rsync (its default options,
 ``--link-dest`` against the current version) and then switches the symlink
 ``<base>/<name>`` with a temporary symlink and rename(2)

@@ -167,7 +167,7 @@ def _q1(res, plots):
              " installed as the job_hooks role installs it, `#!/usr/bin/python3 -I`) against "
              "[bench/floor.sh](bench/floor.sh), a plain shell script doing the same work with the same "
              "options: lvcreate (1 GiB, tagged), mkfs.ext4 (the library's options), mount "
-             "`noatime,nodev,nosuid`, tmp and var/tmp, the same %d mounts (read-only binds of the OS "
+             "`noatime,nodev,nosuid`, tmp and var/tmp, the same %d mounts (read-only binds of the host image "
              "directories, symlinks for the usr-merged ones, proc, sysfs, /dev, a private /dev/shm, "
              "the user's home) with the same propagation, the Slurm record; then `umount -R`, lvremove, "
              "rmdir. %d alternating pairs (hook, floor, hook, floor ...) after %s warm-up pair; each "

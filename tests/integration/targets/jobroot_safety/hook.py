@@ -9,7 +9,7 @@ as its user (chroot(8) --userspec, as the SPANK plugin does it), the
 epilogue and gc run; nothing is left.
 Item 7: a broken image and an unsafe allow-list refuse only the jobs that
 need them (exit 0 for Slurm, reason recorded, "BROKEN" logged) while the
-host OS and the good image are still served; the job's user has a home
+host image and the good image are still served; the job's user has a home
 whose path holds a space.
 
 Everything lives in one scratch directory below /var/lib (root-owned path
@@ -123,16 +123,16 @@ def main():
               "the good image is still served", proc)
         proc = hook(good_cfg, "prologue", job="4715")
         check(proc.returncode == 0 and os.path.isdir(base + "/roots/4715/usr/bin"),
-              "the host OS is still served", proc)
+              "the host image is still served", proc)
 
-        # Item 7: an unsafe allow-list refuses named OS jobs, still serves the host OS.
+        # Item 7: an unsafe allow-list refuses named images, still serves the host image.
         proc = hook(bad_cfg, "prologue", job="4716", image_name="good")
         check(proc.returncode == 0 and "unusable" in open(
             os.path.join(base, "run", "jobs", "4716.refused"), encoding="utf-8").read() and
-            "BROKEN ALLOW-LIST" in proc.stderr, "an unsafe allow-list refuses a named OS", proc)
+            "BROKEN ALLOW-LIST" in proc.stderr, "an unsafe allow-list refuses a named image", proc)
         proc = hook(bad_cfg, "prologue", job="4717")
         check(proc.returncode == 0 and os.path.isdir(base + "/roots/4717/usr/bin"),
-              "an unsafe allow-list still serves the host OS", proc)
+              "an unsafe allow-list still serves the host image", proc)
         for job in ("4713", "4714", "4715", "4716", "4717"):
             proc = hook(good_cfg, "epilogue", job=job)
             check(proc.returncode == 0, "epilogue %s" % job, proc)

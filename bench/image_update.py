@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: hpc.jobroot contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Benchmark question 5: chroot image updates, run on the host (no LVM needed).
+"""Benchmark question 5: image updates, run on the host (no LVM needed).
 
 An image version is a directory ``<base>/<name>-<version>``; the
 job_image role deploys a new version with rsync (its default options,

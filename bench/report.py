@@ -384,7 +384,7 @@ def _q4(res, plots):
 def _q5(res):
     q = res["q5"]
     full, upd = q["full"], q["link_dest"]
-    lines = ["## 5. Chroot image update", "",
+    lines = ["## 5. Image update", "",
              "Image: %s; %d entries, %.1f MiB in regular files. A first version is a full copy; then "
              "%d of %d regular files (1%%) get new contents (%.1f MiB) and a second version is made "
              "(a) as a full copy and (b) as the job_image role makes it, `rsync %s "

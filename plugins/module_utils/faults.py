@@ -28,7 +28,7 @@ SWITCH = "HPC_JOBROOT_KILL_AT"
 TEST_VARIABLE = "HPC_JOBROOT_TESTING"
 
 #: Every kill point, in the order a job passes them. What has happened when
-#: the process dies there is in the comment; jobroot.py unless named.
+#: the process dies there is in the comment; lifecycle.py unless named.
 STEPS = (
     "prologue.locked",            # job lock held, nothing written
     "prologue.temp-written",      # atomic.write: the state temp file written, not renamed

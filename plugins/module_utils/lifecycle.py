@@ -70,9 +70,9 @@ def job_mounts(cfg, tree, user):
 
     *tree*: the pinned real path of the image version's tree (``/`` for the
     node's own system). *user*: the job owner's ``pwd.struct_passwd``. Order
-    matters: the image directories come first, so host files can be bound over files inside
-    them. Alternate trees are mounted ``nosuid`` too: their setuid binaries
-    are not the node's to trust (CHOS disables them for the same reason).
+    matters: the image directories come first, so host files can be bound
+    over files inside them. Images other than ``host`` are mounted ``nosuid``
+    too: their setuid binaries are not the node's to trust (CHOS disables them for the same reason).
     """
     own = tree == "/"
     flags = ["ro", "nodev"] if own else ["ro", "nodev", "nosuid"]

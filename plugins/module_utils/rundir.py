@@ -9,7 +9,7 @@ empty after a reboot, and the boot-time gc sweeps what that leaves):
 ======================================  ================================================
 ``lock``                                the node lock (lock.node_lock)
 ``locks/<job key>``                     one job's lock (lock.job_lock)
-``jobs/<job key>.json``                 the job's saved state (jobroot)
+``jobs/<job key>.json``                 the job's saved state (lifecycle)
 ``jobs/<job key>.root``                 Slurm's record: the root the SPANK plugin chroots to
 ``jobs/<job key>.refused``              why the job was refused, for the SPANK plugin
 ``pins/<job key>``                      the real path of the image version the job uses (image_select.pin)

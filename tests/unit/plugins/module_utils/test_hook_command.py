@@ -187,7 +187,7 @@ def test_gc_and_status_take_nothing_after_the_separator(hook):
 # --- every exit code of every command, and every argument shape ---------------
 
 
-def test_slurm_prologue_success_is_0_with_the_spank_os(hook, monkeypatch):
+def test_slurm_prologue_success_is_0_with_the_spank_image(hook, monkeypatch):
     monkeypatch.setenv("SLURM_JOB_ID", "4711")
     monkeypatch.setenv("SLURM_JOB_USER", "alice")
     monkeypatch.setenv("SPANK_JOBROOT_IMAGE", "sl5")

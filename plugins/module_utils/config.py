@@ -42,7 +42,7 @@ class NodeConfig:  # pylint: disable=too-many-instance-attributes
     # Not var/lib: for the host image that is the node's /var/lib, which
     # holds the job roots themselves.
     image_dirs: list = field(default_factory=lambda: ["bin", "etc", "lib", "lib64", "opt", "sbin",
-                                                   "usr"])
+                                                      "usr"])
     host_files: list = field(default_factory=lambda: ["/etc/passwd", "/etc/group",
                                                       "/etc/resolv.conf"])
     extra_binds: list = field(default_factory=list)

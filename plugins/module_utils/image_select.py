@@ -5,16 +5,17 @@
 
 A job may ask by name for an image, an alternate userland (e.g. a Debian 11
 or EL7 tree). Only names on a root-owned allow-list of ``name:path`` lines
-are honoured (CHOS keeps its list of allowed OS paths for the same reason: a user who can chroot into a
-tree of their choosing can become root, seed 002 "SECURITY"; HTCondor's
-NAMED_CHROOT is the same idea). Improvements over both:
+are honoured (CHOS keeps its list of allowed OS paths for the same reason:
+a user who can chroot into a tree of their choosing can become root, seed
+002 "SECURITY"; HTCondor's NAMED_CHROOT is the same idea). Improvements over both:
 
 * every component of the resolved path is checked to be root-owned and not
   group- or world-writable, and a symlink in it may not lead outside the
   image base;
 * the resolved real path is *pinned* for the job, so a later atomic symlink
-  swap (seed 003: versioned trees behind a symlink) does not change the image
-  version under a running job, and the deploy role never prunes a pinned version;
+  swap (seed 003: versioned trees behind a symlink) does not change the
+  image version under a running job, and the deploy role never prunes a
+  pinned version;
 * an unknown name is refused with the list of names that exist; falling back
   to the default happens only when configured.
 

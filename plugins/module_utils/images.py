@@ -27,7 +27,7 @@ import subprocess
 import time
 
 from ansible_collections.hpc.jobroot.plugins.module_utils import (
-    atomic, image_select, files, lock, mountinfo, procs, validate)
+    atomic, files, image_select, lock, mountinfo, procs, validate)
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import JobrootError, ValidationError
 
 VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+]{0,31}$")

@@ -9,9 +9,9 @@ modules expose the blocks one by one, and the hook command on the nodes
 calls the functions here directly (no Ansible start-up in the prologue).
 
 Prologue, as the seed paper (000, section 2.3.2) runs it, hardened:
-validate -> resolve and pin the image version -> one slot's LV with a fresh file
-system mounted at the job root -> the bind tree -> the record the batch
-system chroots by. Any failure undoes what was done, so nothing is
+validate -> resolve and pin the image version -> one slot's LV with a
+fresh file system mounted at the job root -> the bind tree -> the record
+the batch system chroots by. Any failure undoes what was done, so nothing is
 half-made. A job whose *request* is bad (an image not on the allow-list)
 is refused with a reason instead of failing the prologue, because a failed
 Slurm Prolog drains the node (slurm.conf(5), "Prolog").
@@ -38,7 +38,7 @@ import stat
 import time
 
 from ansible_collections.hpc.jobroot.plugins.module_utils import (
-    atomic, beneath, bindtree, image_select, faults, files, lock, lvm, procs, rundir, torque, validate)
+    atomic, beneath, bindtree, faults, files, image_select, lock, lvm, procs, rundir, torque, validate)
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import (
     JobrootError, RefusedError, ValidationError)
 
@@ -72,7 +72,8 @@ def job_mounts(cfg, tree, user):
     node's own system). *user*: the job owner's ``pwd.struct_passwd``. Order
     matters: the image directories come first, so host files can be bound
     over files inside them. Images other than ``host`` are mounted ``nosuid``
-    too: their setuid binaries are not the node's to trust (CHOS disables them for the same reason).
+    too: their setuid binaries are not the node's to trust (CHOS disables
+    them for the same reason).
     """
     own = tree == "/"
     flags = ["ro", "nodev"] if own else ["ro", "nodev", "nosuid"]

@@ -165,7 +165,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hpc.jobroot.plugins.module_utils import image_select, files, rundir, validate
+from ansible_collections.hpc.jobroot.plugins.module_utils import files, image_select, rundir, validate
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import JobrootError
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from ansible_collections.hpc.jobroot.plugins.module_utils import (
-    image_select, config, files, lifecycle, lock, rundir)
+    config, files, image_select, lifecycle, lock, rundir)
 
 
 def test_every_path_of_the_layout():

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The floor for benchmark question 1: the per-job work of the hook command
-# (plugins/module_utils/jobroot.py, prologue and epilogue) written as a plain
+# (plugins/module_utils/lifecycle.py, prologue and epilogue) written as a plain
 # shell script, the way a site would write it by hand.  It does the same LVM
 # and mount work with the same options, and nothing else: no validation, no
 # locks, no allow-list, no pin, no state file, no rollback on failure, no
@@ -11,13 +11,13 @@
 #   floor.sh prologue VG LV EXTENTS ROOT HOME RECORD
 #   floor.sh epilogue VG LV ROOT RECORD
 #
-# OS_DIRS (default: the node.json default list) are bound read-only from /,
+# IMAGE_DIRS (default: the node.json default list) are bound read-only from /,
 # or recreated as symlinks where / has a symlink (usr-merged systems).
 # With FLOOR_TRACE=1 every command is traced to stderr with its start time
 # ($EPOCHREALTIME), so the bench can say where the time goes.
 set -euo pipefail
 PATH=/usr/sbin:/usr/bin:/sbin:/bin
-OS_DIRS=${OS_DIRS:-"bin etc lib lib64 opt sbin usr var/lib"}
+IMAGE_DIRS=${IMAGE_DIRS:-"bin etc lib lib64 opt sbin usr var/lib"}
 
 die() { echo "floor.sh: $*" >&2; exit 2; }
 
@@ -38,7 +38,7 @@ prologue() {
     mkdir -m 1777 "$root/tmp"
     mkdir -m 0755 "$root/var"
     mkdir -m 1777 "$root/var/tmp"
-    for d in $OS_DIRS; do
+    for d in $IMAGE_DIRS; do
         if [ -L "/$d" ]; then
             ln -s "$(readlink "/$d")" "$root/$d"
         elif [ -d "/$d" ]; then

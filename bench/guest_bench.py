@@ -55,7 +55,7 @@ FILES_TAR = "/dev/shm/bench-files.tar"
 sys.path.insert(0, LIB)
 # pylint: disable=wrong-import-position
 from ansible_collections.hpc.jobroot.plugins.module_utils import (  # noqa: E402
-    bindtree, config, jobroot, lvm, mountinfo, mounts, procs)
+    bindtree, config, lifecycle, lvm, mountinfo, mounts, procs)
 
 
 def say(msg):
@@ -97,9 +97,9 @@ def conf_dir(name, slot_extents, slots=4, thin_pool=""):
     os.makedirs(path, exist_ok=True)
     pool = {"volume_group": VG, "thin_pool": thin_pool, "slots": slots, "slot_extents": slot_extents,
             "extent_size": EXTENT, "fstype": "ext4", "root_base": ROOT_BASE}
-    node = {"image_base": "/var/lib/hpc-jobroot/images", "allow_list": CONF + "/chroots.conf",
-            "default_os": "host", "fallback_to_default": False, "run_dir": RUN_DIR,
-            "os_dirs": ["bin", "etc", "lib", "lib64", "opt", "sbin", "usr", "var/lib"],
+    node = {"image_base": "/var/lib/hpc-jobroot/images", "allow_list": CONF + "/images.conf",
+            "default_image": "host", "fallback_to_default": False, "run_dir": RUN_DIR,
+            "image_dirs": ["bin", "etc", "lib", "lib64", "opt", "sbin", "usr", "var/lib"],
             "host_files": ["/etc/passwd", "/etc/group", "/etc/resolv.conf"],
             "extra_binds": [], "home": "user"}
     for fname, data in (("pool.json", pool), ("node.json", node)):
@@ -110,7 +110,7 @@ def conf_dir(name, slot_extents, slots=4, thin_pool=""):
 
 def hook_env(job_id):
     env = dict(os.environ, SLURM_JOB_ID=str(job_id), SLURM_JOB_USER=USER)
-    env.pop("SPANK_JOBROOT_OS", None)
+    env.pop("SPANK_JOBROOT_IMAGE", None)
     return env
 
 
@@ -300,7 +300,7 @@ def python_start(reps):
     """Seconds for a bare python3 -I start, and for one that imports the hook's modules."""
     bare, lib = [], []
     imp = ("import sys; sys.path.insert(0, %r); from ansible_collections.hpc.jobroot.plugins."
-           "module_utils import config, jobroot" % LIB)
+           "module_utils import config, lifecycle" % LIB)
     for _rep in range(max(3, reps)):
         bare.append(timed(["/usr/bin/python3", "-I", "-c", "pass"])[0])
         lib.append(timed(["/usr/bin/python3", "-I", "-c", imp])[0])
@@ -349,11 +349,11 @@ def anatomy(cfg_dir, job):
         start = time.perf_counter()
         try:
             if phase == "prologue":
-                result = jobroot.prologue(cfg, str(job), USER, None, "slurm")
+                result = lifecycle.prologue(cfg, str(job), USER, None, "slurm")
                 if "refused" in result:
                     raise RuntimeError(result["refused"])
             else:
-                jobroot.epilogue(cfg, str(job), "slurm")
+                lifecycle.epilogue(cfg, str(job), "slurm")
         finally:
             total = time.perf_counter() - start
             clock.restore()
@@ -400,15 +400,15 @@ def ansible_calls(job, phase, extents):
     cfg = config.load(os.path.join(CONF, "q1"))
     base = ["/usr/bin/python3", ANSIBLE_SITE + "/bin/ansible", "localhost", "-m"]
     if phase == "prologue":
-        entries = jobroot.job_mounts(cfg, "/", pwd.getpwnam(USER))
+        entries = lifecycle.job_mounts(cfg, "/", pwd.getpwnam(USER))
         calls = [
             ("hpc.jobroot.lvm_jobvol", {"job_id": key, "volume_group": VG, "extents": extents,
                                         "root_base": ROOT_BASE, "fstype": "ext4"}),
-            ("hpc.jobroot.bind_tree", {"root": root, "mounts": entries, "dirs": list(jobroot.JOB_DIRS),
+            ("hpc.jobroot.bind_tree", {"root": root, "mounts": entries, "dirs": list(lifecycle.JOB_DIRS),
                                        "state_dir": RUN_DIR + "/trees"}),
             ("hpc.jobroot.named_chroot", {"job_id": key, "default": "host", "batch_system": "slurm",
                                           "root": root, "run_dir": RUN_DIR,
-                                          "allow_list": CONF + "/chroots.conf"}),
+                                          "allow_list": CONF + "/images.conf"}),
         ]
     else:
         calls = [

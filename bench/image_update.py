@@ -1,14 +1,14 @@
 # -*- coding: utf-8 -*-
 # Copyright: hpc.jobroot contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Benchmark question 5: chroot image updates, run on the host (no LVM needed).
+"""Benchmark question 5: image updates, run on the host (no LVM needed).
 
-An OS image version is a directory ``<base>/<name>-<version>``; the
-chroot_image role deploys a new version with rsync (its default options,
+An image version is a directory ``<base>/<name>-<version>``; the
+job_image role deploys a new version with rsync (its default options,
 ``--link-dest`` against the current version) and then switches the symlink
 ``<base>/<name>`` with a temporary symlink and rename(2)
 (plugins/module_utils/images.py, ``switch``). This module
-measures, on a real tree (the debootstrapped bullseye tree the chroot_image
+measures, on a real tree (the debootstrapped bullseye tree the job_image
 tests cache, if present) or on a synthetic one:
 
 * bytes stored and bytes transferred by an update in which 1 % of the
@@ -42,13 +42,13 @@ MODULE = "ansible_collections.hpc.jobroot.plugins.modules.image_version"
 
 
 def _role_rsync_options():
-    """The role's default rsync options (roles/chroot_image/defaults/main.yml)."""
+    """The role's default rsync options (roles/job_image/defaults/main.yml)."""
     import yaml  # pylint: disable=import-outside-toplevel  # the venv's PyYAML (Ansible needs it)
-    path = os.path.join(REPO, "roles", "chroot_image", "defaults", "main.yml")
+    path = os.path.join(REPO, "roles", "job_image", "defaults", "main.yml")
     with open(path, encoding="utf-8") as handle:
-        options = yaml.safe_load(handle)["chroot_image_rsync_options"]
+        options = yaml.safe_load(handle)["job_image_rsync_options"]
     if not isinstance(options, list) or "--stats" not in options:
-        raise RuntimeError("%s: chroot_image_rsync_options must be a list with --stats" % path)
+        raise RuntimeError("%s: job_image_rsync_options must be a list with --stats" % path)
     return options
 
 
@@ -60,7 +60,7 @@ def _tool():
 
 
 def find_cached_tree():
-    """Return the path of the cached bullseye tarball of the chroot_image tests, or None."""
+    """Return the path of the cached bullseye tarball of the job_image tests, or None."""
     cache = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "hpc-jobroot")
     try:
         names = sorted(n for n in os.listdir(cache) if re.match(r"debian-bullseye-[0-9a-f]+\.tar$", n))

@@ -167,7 +167,7 @@ def _q1(res, plots):
              " installed as the job_hooks role installs it, `#!/usr/bin/python3 -I`) against "
              "[bench/floor.sh](bench/floor.sh), a plain shell script doing the same work with the same "
              "options: lvcreate (1 GiB, tagged), mkfs.ext4 (the library's options), mount "
-             "`noatime,nodev,nosuid`, tmp and var/tmp, the same %d mounts (read-only binds of the OS "
+             "`noatime,nodev,nosuid`, tmp and var/tmp, the same %d mounts (read-only binds of the host image "
              "directories, symlinks for the usr-merged ones, proc, sysfs, /dev, a private /dev/shm, "
              "the user's home) with the same propagation, the Slurm record; then `umount -R`, lvremove, "
              "rmdir. %d alternating pairs (hook, floor, hook, floor ...) after %s warm-up pair; each "
@@ -286,7 +286,7 @@ def _q2(res):
              "The same per-job work as three ad-hoc calls per phase, run in the guest "
              "(%s): prologue `ansible localhost -m hpc.jobroot.lvm_jobvol` (1 GiB), "
              "`-m hpc.jobroot.bind_tree` (the same mounts the hook makes, computed by "
-             "`jobroot.job_mounts`), `-m hpc.jobroot.named_chroot` (pin and Slurm record); epilogue the "
+             "`lifecycle.job_mounts`), `-m hpc.jobroot.named_chroot` (pin and Slurm record); epilogue the "
              "same three with `state=absent`, in reverse. Implicit localhost, local connection, no "
              "facts (ad-hoc gathers none). %d alternating rounds (hook, Ansible, ...) after %s "
              "warm-up round of Ansible. Both left identical mount trees: %s." % (
@@ -384,10 +384,10 @@ def _q4(res, plots):
 def _q5(res):
     q = res["q5"]
     full, upd = q["full"], q["link_dest"]
-    lines = ["## 5. Chroot image update", "",
+    lines = ["## 5. Image update", "",
              "Image: %s; %d entries, %.1f MiB in regular files. A first version is a full copy; then "
              "%d of %d regular files (1%%) get new contents (%.1f MiB) and a second version is made "
-             "(a) as a full copy and (b) as the chroot_image role makes it, `rsync %s "
+             "(a) as a full copy and (b) as the job_image role makes it, `rsync %s "
              "--link-dest=<current version>`, alternating, %d rounds each." % (
                  q["tree"], q["image"]["entries"], mib(q["image"]["apparent_bytes"]), q["change"]["changed"],
                  q["change"]["files"], mib(q["change"]["changed_bytes"]), " ".join(q["rsync_options"]),

@@ -246,7 +246,7 @@ def main(argv=None):
     ok = False
     try:
         if "q5" in only:
-            log("q5 (host): chroot image update with rsync --link-dest, and the symlink switch")
+            log("q5 (host): image update with rsync --link-dest, and the symlink switch")
             results["q5"] = image_update.run(os.path.join(REPO, ".build", "bench-q5"), opts.quick, log)
         if only & {"q1", "q2", "q3", "q4"}:
             if opts.guest:

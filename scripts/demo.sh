@@ -10,10 +10,10 @@
 #  3. provision it with playbooks/site.yml: LVM pool, the bullseye and bookworm
 #     images on the allow-list, the hook command, Slurm with Prolog/Epilog +
 #     SPANK plugin;
-#  4. submit real jobs as an ordinary user: one in the node's own OS, one in
+#  4. submit real jobs as an ordinary user: one in the node's own system, one in
 #     bullseye, one in bookworm, at the same time; each reports
 #     /etc/os-release, its /tmp, its mounts and what it sees of the other
-#     jobs; a job asking for an OS that is not on the allow-list is refused;
+#     jobs; a job asking for an image that is not on the allow-list is refused;
 #  5. wait until no job is completing (squeue empty, no Epilog running), then
 #     FAIL unless no LV, mount, job root, record or pin is left;
 #  6. print a short report and stop the guest (also on failure or Ctrl-C).
@@ -119,7 +119,7 @@ cat >"$WORK/vars.json" <<JSON
 {"jobroot_hosts": "all",
  "jobroot_pvs": "{{ guest_data_disks }}",
  "jobroot_slots": $SLOTS,
- "jobroot_default_os": "host",
+ "jobroot_default_image": "host",
  "jobroot_images": [$(for u in "${USERLANDS[@]}"; do
     printf '%s{"name": "%s", "version": "%s", "source": "/var/lib/hpc-jobroot/build/%s"}' "$([ "$u" = "${USERLANDS[0]}" ] || echo ', ')" \
         "$u" "$(tr -c 'A-Za-z0-9.\n' '.' <"${TREE[$u]}/etc/debian_version")" "$u"
@@ -140,7 +140,7 @@ step "The node"
 NODE_OS=$(G '. /etc/os-release; echo "$PRETTY_NAME"')
 SLURM_VERSION=$(G 'slurmd -V')
 echo "node OS: $NODE_OS, $SLURM_VERSION"
-G 'sinfo; echo; echo "allow-list:"; grep -v "^#" /etc/hpc-jobroot/chroots.conf; echo; vgs jobs; \
+G 'sinfo; echo; echo "allow-list:"; grep -v "^#" /etc/hpc-jobroot/images.conf; echo; vgs jobs; \
    python3 -c "import json; p=json.load(open(\"/etc/hpc-jobroot/pool.json\")); print(\"slots:\", p[\"slots\"], \" slot size:\", p[\"slot_extents\"]*p[\"extent_size\"]>>20, \"MiB\")"'
 G 'id alice >/dev/null 2>&1 || useradd --create-home --shell /bin/bash alice'
 G "cat > /home/alice/report.sh" <<'JOB'
@@ -158,13 +158,13 @@ echo "job roots:   $(ls /var/lib/hpc-jobroot/roots 2>&1 | head -n 1)"
 JOB
 G 'chown alice: /home/alice/report.sh && chmod 755 /home/alice/report.sh'
 
-step "Submit three jobs at once as user alice: the node's OS, ${USERLANDS[*]}"
+step "Submit three jobs at once as user alice: the host image, ${USERLANDS[*]}"
 t=$SECONDS
 JOBS=("$(U sbatch --parsable -o demo-%j.out ./report.sh host)")
 for u in "${USERLANDS[@]}"; do
-    JOBS+=("$(U sbatch --parsable --jobroot-os="$u" -o demo-%j.out ./report.sh "$u")")
+    JOBS+=("$(U sbatch --parsable --jobroot-image="$u" -o demo-%j.out ./report.sh "$u")")
 done
-echo "submitted ${JOBS[0]} (host OS), ${JOBS[1]} (--jobroot-os=${USERLANDS[0]}), ${JOBS[2]} (--jobroot-os=${USERLANDS[1]})"
+echo "submitted ${JOBS[0]} (host image), ${JOBS[1]} (--jobroot-image=${USERLANDS[0]}), ${JOBS[2]} (--jobroot-image=${USERLANDS[1]})"
 sleep 3
 echo "while they run (the node has 2 CPUs: the third job waits for one):"
 G "squeue; echo; lvs --noheadings -o lv_name,lv_size,lv_tags jobs; findmnt -rn -o TARGET | grep -c '^/var/lib/hpc-jobroot/roots/' | sed 's/^/mounts under the job roots: /'"
@@ -173,9 +173,9 @@ until [ -z "$(G squeue --noheader --jobs "$JOBLIST" 2>/dev/null)" ]; do sleep 1;
 TIME[jobs]=$((SECONDS - t))
 for j in "${JOBS[@]}"; do echo; G "cat /home/alice/demo-$j.out"; done
 
-step "A job that asks for an OS not on the allow-list"
-U "srun --jobroot-os=sl5 cat /etc/os-release" 2>&1 | sed 's/^/  /' || true
-U "env JOBROOT_OS=../etc sbatch --wrap true" 2>&1 | sed 's/^/  /' || true
+step "A job that asks for an image not on the allow-list"
+U "srun --jobroot-image=sl5 cat /etc/os-release" 2>&1 | sed 's/^/  /' || true
+U "env JOBROOT_IMAGE=../etc sbatch --wrap true" 2>&1 | sed 's/^/  /' || true
 
 step "Job latency (srun /bin/true as alice: Prolog with LV + mkfs + mounts, chroot, Epilog)"
 G 'cd /home/alice; TIMEFORMAT="%R s"; for i in 1 2 3; do time runuser -u alice -- srun /bin/true; done' 2>&1 | tee "$WORK/latency.txt"
@@ -203,7 +203,7 @@ step "Report"
 cat <<REPORT
   node                     $NODE_OS, $SLURM_VERSION
   userlands (images)       $(for u in "${USERLANDS[@]}"; do printf '%s %s  ' "$u" "$(cat "${TREE[$u]}/etc/debian_version")"; done)
-  jobs                     ${#JOBS[@]} at once (host OS and each userland), all cleaned up
+  jobs                     ${#JOBS[@]} at once (host image and each userland), all cleaned up
   userland trees ready     ${TIME[userlands]} s
   guest boot               ${TIME[boot]} s
   trees to node            ${TIME[copy_tree]} s

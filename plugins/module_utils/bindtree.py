@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Assemble and tear down the mount tree inside a job root.
 
-A job root is populated with bind mounts of the OS tree and host paths, and
+A job root is populated with bind mounts of the image version's tree and host paths, and
 kernel file systems (proc, sysfs, devpts, tmpfs for a private /dev/shm). The
 order of operations and the list of what a job needs come from the seed
 paper on per-job chroots (000, section 2.3.2) and the SL5-in-chroot slides

@@ -34,20 +34,20 @@ class NodeConfig:  # pylint: disable=too-many-instance-attributes
     fstype: str = "ext4"
     root_base: str = "/var/lib/hpc-jobroot/roots"
     image_base: str = "/var/lib/hpc-jobroot/images"
-    allow_list: str = "/etc/hpc-jobroot/chroots.conf"
-    default_os: str = "host"
+    allow_list: str = "/etc/hpc-jobroot/images.conf"
+    default_image: str = "host"
     fallback_to_default: bool = False
     run_dir: str = "/run/hpc-jobroot"
     pbs_home: str = "/var/spool/torque"
-    # Not var/lib: for the node's own OS that is the host's /var/lib, which
+    # Not var/lib: for the host image that is the node's /var/lib, which
     # holds the job roots themselves.
-    os_dirs: list = field(default_factory=lambda: ["bin", "etc", "lib", "lib64", "opt", "sbin",
-                                                   "usr"])
+    image_dirs: list = field(default_factory=lambda: ["bin", "etc", "lib", "lib64", "opt", "sbin",
+                                                      "usr"])
     host_files: list = field(default_factory=lambda: ["/etc/passwd", "/etc/group",
                                                       "/etc/resolv.conf"])
     extra_binds: list = field(default_factory=list)
     home: str = "user"
-    queue_os: dict = field(default_factory=dict)
+    queue_image: dict = field(default_factory=dict)
     slurm_node_name: str = ""
     # Torque: after this many failed prologues of one job on this node, abort
     # it (exit 1) instead of requeueing it (exit 2) once more.
@@ -73,9 +73,9 @@ class NodeConfig:  # pylint: disable=too-many-instance-attributes
             validate.abs_path(getattr(self, name), "config " + name)
         for name in ("root_base", "run_dir"):
             validate.managed_path(getattr(self, name), "config " + name)
-        validate.chroot_name(self.default_os)
-        for d in self.os_dirs:
-            validate.rel_path(d, "config os_dirs entry")
+        validate.image_name(self.default_image)
+        for d in self.image_dirs:
+            validate.rel_path(d, "config image_dirs entry")
         for f in self.host_files:
             validate.abs_path(f, "config host_files entry")
         for b in self.extra_binds:
@@ -84,8 +84,8 @@ class NodeConfig:  # pylint: disable=too-many-instance-attributes
             validate.abs_path(b["source"], "config extra_binds source")
         if self.home not in ("user", "all", "none"):
             raise ValidationError("config home must be user, all or none, got %r" % (self.home,))
-        for name in self.queue_os.values():
-            validate.chroot_name(name)
+        for name in self.queue_image.values():
+            validate.image_name(name)
         if self.root_base == "/tmp" or self.root_base.startswith("/tmp/"):
             raise ValidationError("config root_base must not be under /tmp (private /tmp "
                                   "namespaces hide it from the batch system)")

@@ -16,7 +16,7 @@ class JobrootError(Exception):
 
 
 class ValidationError(JobrootError, ValueError):
-    """An externally supplied string (job id, user, OS name, path) is not acceptable.
+    """An externally supplied string (job id, user, image name, path) is not acceptable.
 
     Raised before the string reaches a path, an LV name or a command line,
     so nothing has been changed when it is raised.
@@ -55,7 +55,7 @@ class BusyError(MountError):
 
 
 class RefusedError(JobrootError):
-    """The job's request is refused (e.g. an OS name that is not on the allow-list).
+    """The job's request is refused (e.g. an image that is not on the allow-list).
 
     The prologue records this reason for the batch system to show the user,
     instead of failing in a way that takes the node out of service.

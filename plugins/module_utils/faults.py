@@ -28,12 +28,12 @@ SWITCH = "HPC_JOBROOT_KILL_AT"
 TEST_VARIABLE = "HPC_JOBROOT_TESTING"
 
 #: Every kill point, in the order a job passes them. What has happened when
-#: the process dies there is in the comment; jobroot.py unless named.
+#: the process dies there is in the comment; lifecycle.py unless named.
 STEPS = (
     "prologue.locked",            # job lock held, nothing written
     "prologue.temp-written",      # atomic.write: the state temp file written, not renamed
     "prologue.state-saved",       # state file says phase "setup"
-    "prologue.pinned",            # OS tree pinned, root base private
+    "prologue.pinned",            # image version pinned, root base private
     "prologue.volume-created",    # lvm.create: LV exists, no file system
     "prologue.volume-formatted",  # lvm.create: file system made, not mounted
     "prologue.volume-mounted",    # the LV is mounted at the job root

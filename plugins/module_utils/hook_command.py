@@ -3,14 +3,14 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The hook command on a node (prologue, epilogue, gc, status): its contract with the batch system.
 
-The job lifecycle itself is module_utils/jobroot.py; this file turns a
+The job lifecycle itself is module_utils/lifecycle.py; this file turns a
 command line into one call of it and its outcome into an exit code. The
 role job_hooks installs a thin entry script, /usr/libexec/hpc-jobroot/jobroot
 (roles/job_hooks/files/jobroot.py), that imports this module from the
 node's private library tree, so a prologue costs a Python start, not an
 Ansible run. Usage (docs/design.md, "The hook command"):
 
-  jobroot prologue --batch-system slurm --       # SLURM_JOB_ID, SLURM_JOB_USER, SPANK_JOBROOT_OS
+  jobroot prologue --batch-system slurm --       # SLURM_JOB_ID, SLURM_JOB_USER, SPANK_JOBROOT_IMAGE
   jobroot epilogue --batch-system slurm --
   jobroot prologue --batch-system torque -- JOBID USER GROUP JOBNAME LIMITS QUEUE ACCOUNT
   jobroot epilogue --batch-system torque -- JOBID USER GROUP JOBNAME SESSION LIMITS USED QUEUE ACCOUNT
@@ -48,7 +48,7 @@ import sys
 import syslog
 
 from ansible_collections.hpc.jobroot.plugins.module_utils import (
-    config, hookargs, jobroot, torque)
+    config, hookargs, lifecycle, torque)
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import (
     JobrootError, ValidationError)
 
@@ -152,10 +152,10 @@ def main(argv=None):
     try:
         cfg = config.load(config_dir)
         if opts.command == "status":
-            say(json.dumps(jobroot.status(cfg), indent=2, sort_keys=True))
+            say(json.dumps(lifecycle.status(cfg), indent=2, sort_keys=True))
             return 0
         alive = None if opts.all else (torque_alive(cfg) if is_torque else slurm_alive)
-        report = jobroot.gc(cfg, alive, log)
+        report = lifecycle.gc(cfg, alive, log)
         say(json.dumps(report, indent=2, sort_keys=True))
         return 1 if any(isinstance(v, str) and v.startswith("error") for v in report.values()) else 0
     except JobrootError as exc:
@@ -183,14 +183,14 @@ def run_job_hook(opts, job):
         if is_torque:
             progress = torque_progress(cfg, job.job_id)
         if opts.command == "epilogue":
-            jobroot.epilogue(cfg, job.job_id, opts.batch_system, progress)
+            lifecycle.epilogue(cfg, job.job_id, opts.batch_system, progress)
             return 0
-        wanted = jobroot.requested_os(cfg, opts.batch_system, os.environ, job.queue)
-        result = jobroot.prologue(cfg, job.job_id, job.user, wanted, opts.batch_system, progress)
+        wanted = lifecycle.requested_image(cfg, opts.batch_system, os.environ, job.queue)
+        result = lifecycle.prologue(cfg, job.job_id, job.user, wanted, opts.batch_system, progress)
         if "refused" not in result:
             if is_torque:
-                torque_event(cfg, job.job_id, "hpc-jobroot: job root %s (os %s)" % (
-                    result["root"], result["os"]))
+                torque_event(cfg, job.job_id, "hpc-jobroot: job root %s (image %s)" % (
+                    result["root"], result["image"]))
             return 0
         if not is_torque:
             return 0  # the SPANK plugin shows the reason and fails the job
@@ -214,12 +214,12 @@ def run_job_hook(opts, job):
 def torque_setup_failed(cfg, job_id, exc):
     """Requeue the job (2), or abort it (1) once it failed max_setup_failures times here.
 
-    The count is jobroot.note_failure's; if it cannot be counted the job is
+    The count is lifecycle.note_failure's; if it cannot be counted the job is
     aborted, since a requeue could bring it straight back to this node.
     *exc*: the failure, shown in the messages.
     """
     try:
-        count = jobroot.note_failure(cfg, job_id)
+        count = lifecycle.note_failure(cfg, job_id)
     except (JobrootError, OSError) as err:
         log("job %s: cannot count its failed prologues (%s): aborting it" % (job_id, err))
         count = cfg.max_setup_failures

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: hpc.jobroot contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""OS images on a node: versions, switch, roll back, prune.
+"""Images on a node: versions, switch, roll back, prune.
 
 Layout (docs/design.md, "Image versions"): ``<image_base>/<name>-<version>/``
 directories and the symlink ``<image_base>/<name>`` -> ``<name>-<version>``
@@ -12,7 +12,7 @@ version strings. The versioned trees behind a symlink come from the
 SL5-in-chroot slides (seed 003, "Deployment").
 
 Prune decides under the node lock (lock.node_lock) that a prologue holds
-while it resolves and pins a tree (jobroot.prologue), so it never removes a
+while it resolves and pins a tree (lifecycle.prologue), so it never removes a
 version between a prologue's check and its pin. The tree operations
 (hardening, host files, RPM spec) are in imagetree.py.
 """
@@ -27,7 +27,7 @@ import subprocess
 import time
 
 from ansible_collections.hpc.jobroot.plugins.module_utils import (
-    atomic, chroot, files, lock, mountinfo, procs, validate)
+    atomic, files, image_select, lock, mountinfo, procs, validate)
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import JobrootError, ValidationError
 
 VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+]{0,31}$")
@@ -104,7 +104,7 @@ def check_version_dir(path, check=False):
     """Raise JobrootError unless *path* is a real directory owned by root, not group/world-writable.
 
     With *check* (check mode) a *path* that does not exist yet passes: a
-    real run would deploy it first. Owner rule: chroot.check_owner.
+    real run would deploy it first. Owner rule: image_select.check_owner.
     """
     if not os.path.lexists(path):
         if check:
@@ -112,7 +112,7 @@ def check_version_dir(path, check=False):
         raise JobrootError("%s does not exist (deploy it first)" % path)
     if not stat.S_ISDIR(os.lstat(path).st_mode):
         raise JobrootError("%s is not a directory" % path)
-    chroot.check_owner(path, "version directory")
+    image_select.check_owner(path, "version directory")
 
 
 def switch(base, name, ver):
@@ -142,16 +142,16 @@ def _under(path, top):
 
 
 def _allow_listed(path):
-    """Real paths of the allow-list *path* (chroot.read_allow_list); none if it is missing."""
+    """Real paths of the allow-list *path* (image_select.read_allow_list); none if it is missing."""
     if not os.path.lexists(path):
         return []
-    return [os.path.realpath(tree) for tree in chroot.read_allow_list(path).values()]
+    return [os.path.realpath(tree) for tree in image_select.read_allow_list(path).values()]
 
 
 def users(candidates, run_dir, allow_list, current_dir):
     """Return ``{real dir: [reasons]}`` for the *candidates* (list of real paths) in use.
 
-    A directory is in use if a pin (chroot.pinned) or the allow-list
+    A directory is in use if a pin (image_select.pinned) or the allow-list
     *allow_list* (path) names it or a path below it, a process has its root
     there (procs.roots), a mount point lies inside it or a mount shows a
     directory of it (mountinfo.bind_origin), or it is *current_dir* (the
@@ -163,7 +163,7 @@ def users(candidates, run_dir, allow_list, current_dir):
     def add(real, why):
         reasons.setdefault(real, []).append(why)
 
-    for key, pinned in sorted(chroot.pinned(run_dir).items()):
+    for key, pinned in sorted(image_select.pinned(run_dir).items()):
         if not pinned:
             raise JobrootError("pin %s is empty or unreadable; refusing to prune"
                                % os.path.join(run_dir, "pins", key))
@@ -259,7 +259,7 @@ def snapshot(base, name):
     For a diff: a missing *base* gives an empty snapshot. Raises ValidationError
     for a bad *name*, JobrootError like :func:`current` and :func:`load_record`.
     """
-    validate.chroot_name(name)
+    validate.image_name(name)
     if not os.path.isdir(base):
         return {"current": "", "versions": []}
     return {"current": current(base, name), "versions": [v.get("version") for v in load_record(base, name)]}
@@ -277,7 +277,7 @@ def _rollback_target(base, name, versions, cur):
 
 
 def manage(name, state="query", image_base="/var/lib/hpc-jobroot/images", run_dir="/run/hpc-jobroot",
-           allow_list="/etc/hpc-jobroot/chroots.conf", ver=None, method="rsync", package=None,
+           allow_list="/etc/hpc-jobroot/images.conf", ver=None, method="rsync", package=None,
            rpm_dbpath="", keep=3, lock_timeout=300.0, check=False, run_command=None):
     """Bring image *name*'s versions to *state*; return the result dict of the image_version module.
 
@@ -292,7 +292,7 @@ def manage(name, state="query", image_base="/var/lib/hpc-jobroot/images", run_di
     With *check* nothing is written. Raises ValidationError for a bad
     name, version or option, JobrootError for a refusal, OSError.
     """
-    validate.chroot_name(name)
+    validate.image_name(name)
     validate.abs_path(image_base, "image_base")
     if state not in STATES:
         raise ValidationError("state must be one of %s" % ", ".join(STATES))

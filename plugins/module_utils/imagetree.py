@@ -1,9 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: hpc.jobroot contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""An OS tree on a build host: take privileges out, place host files, write its RPM spec.
+"""An image's tree on a build host: take privileges out, place host files, write its RPM spec.
 
-Hardening: an alternate OS tree is often an old distribution; its set-uid
+Hardening: an image is often an old distribution; its set-uid
 programs (``su``, ``mount``, ``passwd``) carry that distribution's bugs into
 a node whose base OS is kept patched. CHOS (seed 002, "SECURITY") disables
 set-uid programs in its trees for this reason; file capabilities are the
@@ -13,8 +13,8 @@ Host files: seed 003 ("Deployment") lists what a tree needs from the node:
 passwd, group, resolv.conf, CA certificates and daemon sockets (nscd).
 Entries with ``how: bind`` are bound in per job by the prologue; here their
 mount points are made to exist in the tree (an empty file or directory),
-because a bind mount needs something to mount on and the OS dirs of a job
-root are read-only. Entries with ``how: sync`` (a CA bundle) are copied into
+because a bind mount needs something to mount on and the image directories of
+a job root are read-only. Entries with ``how: sync`` (a CA bundle) are copied into
 the tree. Paths inside the tree are resolved the way a process chrooted into
 it would resolve them: an absolute symlink such as ``var/run -> /run`` leads
 to ``<tree>/run``, never to the host's ``/run``.
@@ -102,7 +102,7 @@ def harden(top, setid=True, caps=True, world=True, check=False):
     real directory other than ``/``, OSError if a change fails.
     """
     if not os.path.isdir(top) or os.path.islink(top) or top == "/":
-        raise ValidationError("%s is not an OS tree directory" % top)
+        raise ValidationError("%s is not an image tree directory" % top)
     stripped = []
     for full, what, new in list(harden_plan(top, setid, caps, world)):
         stripped.append("%s %s" % (os.path.relpath(full, top), what))
@@ -213,7 +213,7 @@ BAD = re.compile(r'[\n"\\]')
 GLOB = re.compile(r"([*?\[\]{}])")
 
 SPEC = """\
-# Written by hpc.jobroot.chroot_image; see hpc.jobroot's module_utils/imagetree.py for the choices.
+# Written by hpc.jobroot.job_image; see hpc.jobroot's module_utils/imagetree.py for the choices.
 %%global debug_package %%{nil}
 %%global __os_install_post %%{nil}
 %%global _build_id_links none
@@ -222,14 +222,14 @@ SPEC = """\
 Name: %(package)s
 Version: %(version)s
 Release: %(release)s
-Summary: OS image %(name)s version %(version)s for hpc.jobroot
+Summary: Image %(name)s version %(version)s for hpc.jobroot
 License: Distributable
 Prefix: %(prefix)s
 AutoReqProv: no
 
 %%description
-OS tree %(name)s-%(version)s, installed as %(prefix)s/%(name)s-%(version)s.
-Switch the %(prefix)s/%(name)s symlink to it with the hpc.jobroot.chroot_image role.
+Image version %(name)s-%(version)s, installed as %(prefix)s/%(name)s-%(version)s.
+Switch the %(prefix)s/%(name)s symlink to it with the hpc.jobroot.job_image role.
 
 %%install
 mkdir -p %%{buildroot}%(prefix)s

@@ -9,10 +9,10 @@ empty after a reboot, and the boot-time gc sweeps what that leaves):
 ======================================  ================================================
 ``lock``                                the node lock (lock.node_lock)
 ``locks/<job key>``                     one job's lock (lock.job_lock)
-``jobs/<job key>.json``                 the job's saved state (jobroot)
+``jobs/<job key>.json``                 the job's saved state (lifecycle)
 ``jobs/<job key>.root``                 Slurm's record: the root the SPANK plugin chroots to
 ``jobs/<job key>.refused``              why the job was refused, for the SPANK plugin
-``pins/<job key>``                      the real path of the OS tree the job uses (chroot.pin)
+``pins/<job key>``                      the real path of the image version the job uses (image_select.pin)
 ``failures/<job key>``                  how often the job's prologue failed here (Torque)
 ``trees/<24 hex>.json``                 bind-tree manifests, one per root (bindtree)
 ======================================  ================================================
@@ -68,7 +68,7 @@ def refusal_path(run_dir, key):
 
 
 def pin_path(run_dir, key):
-    """``<run_dir>/pins/<key>``: the real path of the OS tree the job uses."""
+    """``<run_dir>/pins/<key>``: the real path of the image version the job uses."""
     return os.path.join(run_dir, PINS, key)
 
 

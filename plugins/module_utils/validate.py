@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Validation of every externally supplied string.
 
-Job ids, user names, OS (chroot) names and paths reach this module before
+Job ids, user names, image names and paths reach this module before
 they reach a path, an LV name or a command line. Each function returns the
 value (or a derived safe form) or raises
 :class:`~ansible_collections.hpc.jobroot.plugins.module_utils.errors.ValidationError`
@@ -32,7 +32,7 @@ _JOB_ID = re.compile(r"\A[0-9]{1,12}(?:_[0-9]{1,9}|\[[0-9]{1,9}\])?(?:\.%s)*\Z" 
 # Debian's adduser rule (NAME_REGEX) widened to what sites use: dots,
 # upper case, and the trailing $ of machine accounts is refused.
 _USER = re.compile(r"\A[A-Za-z_][A-Za-z0-9_.-]{0,31}\Z")
-_CHROOT = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+_IMAGE_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 _PATH_CHARS = re.compile(r"\A[A-Za-z0-9._/+@:=-]+\Z")
 # Mount targets and bind sources (a home like "/home/Alice Smith"): a space
 # too. mount(2) takes the path as is, mountinfo escapes it (\040).
@@ -108,16 +108,16 @@ def real_user(value):
         raise ValidationError("user %r does not exist on this node" % value) from None
 
 
-def chroot_name(value):
-    """Return *value* if it is a valid OS (chroot) name, else raise ValidationError.
+def image_name(value):
+    """Return *value* if it is a valid image name, else raise ValidationError.
 
     Rule: ``^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`` and no ``..``; the same rule
     the allow-list entries follow (docs/design.md).
     """
-    _text(value, "OS name")
-    if not _CHROOT.match(value) or ".." in value:
+    _text(value, "image name")
+    if not _IMAGE_NAME.match(value) or ".." in value:
         raise ValidationError(
-            "OS name %r must be 1-64 letters, digits, '.', '_' or '-', start with "
+            "image name %r must be 1-64 letters, digits, '.', '_' or '-', start with "
             "a letter or digit, and not contain '..'" % value)
     return value
 

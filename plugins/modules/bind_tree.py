@@ -12,7 +12,7 @@ short_description: Assemble or tear down the mount tree inside a job root
 version_added: 0.1.0
 description:
   - Creates the directories and mounts that make a directory usable as a job's root
-    (chroot) - bind and recursive bind mounts of OS and host paths, C(proc), C(sysfs),
+    (chroot) - bind and recursive bind mounts of image and host paths, C(proc), C(sysfs),
     C(devpts), C(mqueue), C(tmpfs) (a private C(/dev/shm)), single-file binds such as
     C(/etc/passwd), and symlinks (usr-merged trees).
   - Read-only, C(nosuid), C(nodev) and C(noexec) are applied for real with a bind remount,
@@ -156,7 +156,7 @@ author:
 """
 
 EXAMPLES = r"""
-- name: Give job 4711 the node's own OS, read-only, a private /dev/shm and its owner's home
+- name: Give job 4711 the node's own system, read-only, a private /dev/shm and its owner's home
   hpc.jobroot.bind_tree:
     root: /var/lib/hpc-jobroot/roots/4711
     dirs:
@@ -171,7 +171,7 @@ EXAMPLES = r"""
       - {target: dev/shm, type: tmpfs, options: [nosuid, nodev], data: 'size=256m,mode=1777'}
       - {target: home/alice, type: rbind, source: /home/alice}
 
-- name: An alternate OS tree with the host's passwd bound over its own
+- name: An image version's tree with the host's passwd bound over its own
   hpc.jobroot.bind_tree:
     root: /var/lib/hpc-jobroot/roots/4712
     mounts:

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: image_rpmspec
-short_description: Write the RPM spec that packages an OS tree as one image version
+short_description: Write the RPM spec that packages an image's tree as one image version
 version_added: 0.1.0
 description:
   - Writes (atomically, mode 0644) the spec file that makes C(rpmbuild -bb) package the tree
@@ -22,7 +22,7 @@ description:
     must be built again.
 options:
   tree:
-    description: The OS tree to package.
+    description: The image's tree to package.
     type: path
     required: true
   dest:

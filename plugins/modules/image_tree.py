@@ -8,10 +8,10 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: image_tree
-short_description: Harden an OS tree and place the host files it needs
+short_description: Harden an image's tree and place the host files it needs
 version_added: 0.1.0
 description:
-  - Works on one OS tree (a master tree on a build host, before it is deployed).
+  - Works on one image's tree (a master tree on a build host, before it is deployed).
   - O(state=hardened) strips set-uid and set-gid bits, file capabilities (the
     C(security.capability) extended attribute) and world-writable modes below O(path). Only
     regular files and directories on the tree's own file system are touched (never through a
@@ -23,7 +23,7 @@ description:
     as C(var/run -> /run) leads to C(<path>/run), never to the host's C(/run).
 options:
   path:
-    description: The OS tree (a real directory, not V(/)).
+    description: The image's tree (a real directory, not V(/)).
     type: path
     required: true
   state:
@@ -78,7 +78,7 @@ attributes:
     support: full
     description: The changes, one per line, as the after text.
 notes:
-  - Taking set-uid programs out of alternate OS trees is CHOS's rule (seed 002, "SECURITY"); file
+  - Taking set-uid programs out of images is CHOS's rule (seed 002, "SECURITY"); file
     capabilities are its modern equivalent. The host files (passwd, group, resolv.conf, CA
     certificates, nscd's socket) are seed 003's list ("Deployment").
   - Fails for a path that is not a tree directory, a host file entry that is malformed, leads

@@ -8,16 +8,16 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: image_version
-short_description: Query, record, switch, roll back and prune the versions of an OS image on a node
+short_description: Query, record, switch, roll back and prune the versions of an image on a node
 version_added: 0.1.0
 description:
-  - Manages the versions of one OS image below O(image_base) - directories
+  - Manages the versions of one image below O(image_base) - directories
     C(<image_base>/<name>-<version>), the symlink C(<image_base>/<name>) that points at one of them
     (a relative target), and the deploy order in C(<image_base>/.<name>.versions.json).
   - O(state=query) reads the versions, the current one and which versions are in use.
   - O(state=recorded) appends O(version) to the deploy order (the directory must exist, be owned by
     root and not be group- or world-writable). Deploying the tree itself (rsync, RPM) is the
-    P(hpc.jobroot.chroot_image#role) role's.
+    P(hpc.jobroot.job_image#role) role's.
   - O(state=switched) points the symlink at O(version) - a temporary symlink renamed over it, so a
     reader never sees it missing; the directory is fsynced.
   - O(state=rolled_back) points the symlink at O(version), or without it at the version deployed
@@ -55,7 +55,7 @@ options:
   allow_list:
     description: The allow-list whose paths count as in use (O(state=query), O(state=pruned)). A missing file names nothing.
     type: path
-    default: /etc/hpc-jobroot/chroots.conf
+    default: /etc/hpc-jobroot/images.conf
   method:
     description: How the version was deployed (O(state=recorded)); prune removes an V(rpm) version with C(rpm -e).
     type: str
@@ -188,7 +188,7 @@ def main():
             version=dict(type="str"),
             image_base=dict(type="path", default="/var/lib/hpc-jobroot/images"),
             run_dir=dict(type="path", default="/run/hpc-jobroot"),
-            allow_list=dict(type="path", default="/etc/hpc-jobroot/chroots.conf"),
+            allow_list=dict(type="path", default="/etc/hpc-jobroot/images.conf"),
             method=dict(type="str", default="rsync", choices=list(images.METHODS)),
             package=dict(type="str"),
             rpm_dbpath=dict(type="path", default=""),

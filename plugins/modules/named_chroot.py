@@ -8,17 +8,18 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: named_chroot
-short_description: Resolve a job's requested OS tree against the allow-list, pin it and record the job's root
+short_description: Select the image a job chroots into from the allow-list, pin its version and record the job's root
 version_added: 0.1.0
 description:
-  - Resolves the OS name a job asks for against a root-owned allow-list of C(name:path) lines,
-    falling back to a default only when told to. The reserved name V(host) is the node's own
-    OS (V(/)).
-  - Checks the resolved tree - every component of its real path must be owned by root and not
+  - A job runs chrooted into a root that holds an image, an alternate userland such as a Debian 11
+    or EL7 tree. This module resolves the image name a job asks for against a root-owned
+    allow-list of C(name:path) lines, falling back to a default only when told to. The reserved
+    image V(host) is the node's own system (V(/)).
+  - Checks the resolved image version's tree - every component of its real path must be owned by root and not
     group- or world-writable, and no symlink on the way may lead outside O(image_base).
   - Pins the real path for the job (C(<run_dir>/pins/<job key>)), so a later atomic symlink
-    swap of the image does not change a running job's tree, and the image role never prunes a
-    pinned version.
+    swap of the image does not change a running job's image version, and the image role never
+    prunes a pinned version.
   - Records the job's root where the batch system reads it - Torque
     C(<pbs_home>/mom_priv/jobs/<job id>.root) (read by the patched C(site_job_setup()),
     which sets C(PBS_O_ROOTDIR)), Slurm C(<run_dir>/jobs/<job key>.root) (read by the
@@ -33,12 +34,12 @@ options:
     required: true
   name:
     description:
-      - The OS name the job asks for (C(^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$)). Omit it for the default.
+      - The image name the job asks for (C(^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$)). Omit it for the default.
     type: str
   default:
     description:
-      - The node's default OS name, used when O(name) is omitted (and, with O(fallback), when it is
-        unknown). V(host) is the node's own OS.
+      - The node's default image name, used when O(name) is omitted (and, with O(fallback), when it
+        is unknown). V(host) is the node's own system.
     type: str
   fallback:
     description:
@@ -51,9 +52,9 @@ options:
         world-writable. Lines are C(name:path); C(#) starts a comment.
       - A missing file means that only V(host) is allowed.
     type: path
-    default: /etc/hpc-jobroot/chroots.conf
+    default: /etc/hpc-jobroot/images.conf
   image_base:
-    description: Every tree on the allow-list must lie below this directory.
+    description: Every image on the allow-list must lie below this directory.
     type: path
     default: /var/lib/hpc-jobroot/images
   root:
@@ -94,7 +95,7 @@ attributes:
     support: full
     description: Shows the pin and record contents before and after.
 notes:
-  - The allow-list of OS paths and per-job OS selection come from CHOS (seed 002, "SECURITY"
+  - The allow-list of images and per-job image selection come from CHOS (seed 002, "SECURITY"
     and "Other Components"); the named-chroot idea is HTCondor's NAMED_CHROOT (seed 001); the
     versioned trees behind a symlink are from the SL5-in-chroot slides (seed 003); the Torque
     record file is the seed paper's (seed 000, section 2.2.1).
@@ -105,7 +106,7 @@ author:
 """
 
 EXAMPLES = r"""
-- name: Resolve the OS job 4711 asked for and record its root for the SPANK plugin
+- name: Resolve the image job 4711 asked for and record its root for the SPANK plugin
   hpc.jobroot.named_chroot:
     job_id: "4711"
     name: bullseye
@@ -129,17 +130,17 @@ EXAMPLES = r"""
 
 RETURN = r"""
 name:
-  description: The OS name used (the request, or the default).
+  description: The image name used (the request, or the default).
   returned: state is present
   type: str
   sample: bullseye
 path:
-  description: The tree's path as listed (often the image's symlink).
+  description: The image's path as listed (often the image's symlink).
   returned: state is present
   type: str
   sample: /var/lib/hpc-jobroot/images/bullseye
 tree:
-  description: The pinned real path of the tree (the version in use).
+  description: The pinned real path of the image version's tree (the version in use).
   returned: state is present
   type: str
   sample: /var/lib/hpc-jobroot/images/bullseye-20261122
@@ -164,7 +165,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hpc.jobroot.plugins.module_utils import chroot, files, rundir, validate
+from ansible_collections.hpc.jobroot.plugins.module_utils import files, image_select, rundir, validate
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import JobrootError
 
 
@@ -183,7 +184,7 @@ def main():
             name=dict(type="str"),
             default=dict(type="str"),
             fallback=dict(type="bool", default=False),
-            allow_list=dict(type="path", default="/etc/hpc-jobroot/chroots.conf"),
+            allow_list=dict(type="path", default="/etc/hpc-jobroot/images.conf"),
             image_base=dict(type="path", default="/var/lib/hpc-jobroot/images"),
             root=dict(type="path"),
             batch_system=dict(type="str", default="none", choices=["slurm", "torque", "none"]),
@@ -202,9 +203,9 @@ def main():
         if p["root"]:
             validate.managed_path(p["root"], "root")
         if p["default"]:
-            validate.chroot_name(p["default"])
+            validate.image_name(p["default"])
         pin = rundir.pin_path(p["run_dir"], key)
-        record = chroot.record_path(p["batch_system"], p["job_id"], p["run_dir"], p["pbs_home"])
+        record = image_select.record_path(p["batch_system"], p["job_id"], p["run_dir"], p["pbs_home"])
         before = {"pin": _read(pin), "record": _read(record)}
         if p["state"] == "absent":
             changed = bool(before["pin"] or before["record"])
@@ -214,16 +215,16 @@ def main():
                     files.remove_file(record)
             module.exit_json(changed=changed, pin=pin, record=record,
                              diff=dict(before=before, after={"pin": "", "record": ""}))
-        entries = chroot.read_allow_list(p["allow_list"]) if os.path.exists(p["allow_list"]) else {}
-        name, path = chroot.select(p["name"], entries, p["default"], p["fallback"])
-        tree = chroot.check_tree(path, p["image_base"])
+        entries = image_select.read_allow_list(p["allow_list"]) if os.path.exists(p["allow_list"]) else {}
+        name, path = image_select.select(p["name"], entries, p["default"], p["fallback"])
+        tree = image_select.check_tree(path, p["image_base"])
         root = validate.abs_path(p["root"] or tree, "root")
         after = {"pin": tree + "\n", "record": root + "\n" if record else ""}
         changed = after != before
         if changed and not module.check_mode:
-            chroot.pin(p["run_dir"], key, tree)
+            image_select.pin(p["run_dir"], key, tree)
             if record:
-                chroot.write_record(record, root)
+                image_select.write_record(record, root)
     except JobrootError as exc:
         module.fail_json(msg=str(exc), job_id=p["job_id"])
     module.exit_json(changed=changed, name=name, path=path, tree=tree, root=root, pin=pin,

@@ -3,10 +3,10 @@
  * the job root that the hpc.jobroot Prolog prepared for it.
  *
  * Submission side (srun: local context, sbatch/salloc: allocator context):
- *   --jobroot-os=NAME, or else the submitter's JOBROOT_OS variable (CHOS
- *   style), is checked against the OS-name syntax of docs/design.md and
- *   handed to the Prolog as SPANK_JOBROOT_OS (spank_job_control_setenv adds
- *   the SPANK_ prefix).  No name means the node's default OS.
+ *   --jobroot-image=NAME, or else the submitter's JOBROOT_IMAGE variable (CHOS
+ *   style), is checked against the image-name syntax of docs/design.md and
+ *   handed to the Prolog as SPANK_JOBROOT_IMAGE (spank_job_control_setenv adds
+ *   the SPANK_ prefix).  No name means the node's default image.
  *
  * Node side (slurmstepd, remote context), in task_init_privileged, i.e. in
  * the forked, single-threaded task child, still root, before it becomes the
@@ -77,7 +77,7 @@
 
 SPANK_PLUGIN(jobroot, 1);
 
-#define OS_NAME_MAX 64
+#define IMAGE_NAME_MAX 64
 #define REASON_MAX 512
 
 static char run_dir[PATH_MAX] = "/run/hpc-jobroot";
@@ -85,14 +85,14 @@ static char root_base[PATH_MAX] = "/var/lib/hpc-jobroot/roots";
 static char mnt_ns[PATH_MAX] = "";
 static char slurmd_pidfile[PATH_MAX] = "";
 static int require_root = 0;
-static char opt_os[OS_NAME_MAX + 1] = "";
+static char opt_image[IMAGE_NAME_MAX + 1] = "";
 
 /* docs/design.md: ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ */
-static int valid_os_name(const char *s)
+static int valid_image_name(const char *s)
 {
 	size_t n = strlen(s);
 
-	if (n == 0 || n > OS_NAME_MAX || !isalnum((unsigned char)s[0]))
+	if (n == 0 || n > IMAGE_NAME_MAX || !isalnum((unsigned char)s[0]))
 		return 0;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
@@ -106,22 +106,22 @@ static int valid_os_name(const char *s)
 static int opt_cb(int val, const char *optarg, int remote)
 {
 	(void)val;
-	if (!optarg || !valid_os_name(optarg)) {
-		slurm_error("jobroot: --jobroot-os=%s: not a valid OS name "
+	if (!optarg || !valid_image_name(optarg)) {
+		slurm_error("jobroot: --jobroot-image=%s: not a valid image name "
 			    "(letters, digits, '.', '_', '-'; at most 64; "
 			    "starting with a letter or digit)",
 			    optarg ? optarg : "");
 		return -1;
 	}
 	(void)remote;
-	strcpy(opt_os, optarg);
+	strcpy(opt_image, optarg);
 	return 0;
 }
 
 static struct spank_option jobroot_opt = {
-	"jobroot-os", "NAME",
-	"Run the job's tasks in the OS tree NAME (see the node's allow-list; "
-	"default: the node's default OS, or $JOBROOT_OS)",
+	"jobroot-image", "NAME",
+	"Run the job's tasks in the image NAME (see the node's allow-list; "
+	"default: the node's default image, or $JOBROOT_IMAGE)",
 	1, 0, opt_cb
 };
 
@@ -176,32 +176,32 @@ int slurm_spank_init(spank_t sp, int ac, char **av)
 	return 0;
 }
 
-/* Submission side: pass the chosen OS name on to the Prolog. */
+/* Submission side: pass the chosen image name on to the Prolog. */
 int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 {
 	(void)ac; (void)av;
 	if (spank_context() != S_CTX_ALLOCATOR && spank_context() != S_CTX_LOCAL)
 		return 0;
 	/* srun inside an existing allocation: the Prolog has already run */
-	if (spank_context() == S_CTX_LOCAL && getenv("SLURM_JOB_ID") && !opt_os[0])
+	if (spank_context() == S_CTX_LOCAL && getenv("SLURM_JOB_ID") && !opt_image[0])
 		return 0;
 
-	const char *name = opt_os;
+	const char *name = opt_image;
 	if (!name[0]) {
-		const char *env = getenv("JOBROOT_OS");
+		const char *env = getenv("JOBROOT_IMAGE");
 
 		if (!env || !env[0])
 			return 0;
-		if (!valid_os_name(env)) {
-			slurm_error("jobroot: JOBROOT_OS=%s: not a valid OS name "
+		if (!valid_image_name(env)) {
+			slurm_error("jobroot: JOBROOT_IMAGE=%s: not a valid image name "
 				    "(letters, digits, '.', '_', '-'; at most 64; "
 				    "starting with a letter or digit)", env);
 			return -1;
 		}
 		name = env;
 	}
-	if (spank_job_control_setenv(sp, "JOBROOT_OS", name, 1) != ESPANK_SUCCESS) {
-		slurm_error("jobroot: cannot pass the OS name to the Prolog");
+	if (spank_job_control_setenv(sp, "JOBROOT_IMAGE", name, 1) != ESPANK_SUCCESS) {
+		slurm_error("jobroot: cannot pass the image name to the Prolog");
 		return -1;
 	}
 	return 0;

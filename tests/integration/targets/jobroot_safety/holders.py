@@ -30,7 +30,7 @@ import tempfile
 import time
 
 from ansible_collections.hpc.jobroot.plugins.module_utils import (
-    config, jobroot, mountinfo, mounts, procs as holders)
+    config, lifecycle, mountinfo, mounts, procs as holders)
 
 USER = "jrhold%d" % os.getpid()
 
@@ -73,7 +73,7 @@ def main():
         os.makedirs(cfg_dir)
         with open(os.path.join(cfg_dir, "node.json"), "w", encoding="utf-8") as handle:
             json.dump({"root_base": base + "/roots", "run_dir": base + "/run",
-                       "allow_list": cfg_dir + "/chroots.conf", "home": "none"}, handle)
+                       "allow_list": cfg_dir + "/images.conf", "home": "none"}, handle)
         cfg = config.load(cfg_dir)
 
         volume, elsewhere = os.path.join(base, "volume"), os.path.join(base, "elsewhere")
@@ -93,7 +93,7 @@ def main():
               "a holder found only by device (own mount namespace) is ended")
         mounts.umount(volume)
 
-        result = jobroot.prologue(cfg, "4801", USER)
+        result = lifecycle.prologue(cfg, "4801", USER)
         root = result["root"]
         inside = start(["chroot", "--userspec=%s:%s" % (USER, USER), root, "/bin/sh", "-c",
                         "echo ready; exec sleep 60"])
@@ -108,7 +108,7 @@ def main():
                                  "cd /dev/shm; echo ready; exec sleep 60"])
             wait_ready(procs[name])
         logged = []
-        actions = jobroot.epilogue(cfg, "4801", log=logged.append)
+        actions = lifecycle.epilogue(cfg, "4801", log=logged.append)
         time.sleep(0.2)
         for proc in procs.values():
             proc.poll()
@@ -125,7 +125,7 @@ def main():
         for name in ("root", "nobody"):
             procs[name].kill()
             procs[name].wait()
-        check(jobroot.gc(cfg) == {}, "gc has nothing left")
+        check(lifecycle.gc(cfg) == {}, "gc has nothing left")
     finally:
         for proc in procs.values():
             if proc.poll() is None:

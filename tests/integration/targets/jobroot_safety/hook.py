@@ -9,7 +9,7 @@ as its user (chroot(8) --userspec, as the SPANK plugin does it), the
 epilogue and gc run; nothing is left.
 Item 7: a broken image and an unsafe allow-list refuse only the jobs that
 need them (exit 0 for Slurm, reason recorded, "BROKEN" logged) while the
-host OS and the good image are still served; the job's user has a home
+host image and the good image are still served; the job's user has a home
 whose path holds a space.
 
 Everything lives in one scratch directory below /var/lib (root-owned path
@@ -30,11 +30,11 @@ HOOK = os.path.join(os.environ["COLLECTION"], "roles", "job_hooks", "files", "jo
 USER = "jrtest%d" % os.getpid()
 
 
-def hook(cfg_dir, *args, job=None, os_name=None):
+def hook(cfg_dir, *args, job=None, image_name=None):
     env = dict(os.environ, SLURM_JOB_ID=job or "", SLURM_JOB_USER=USER)
-    env.pop("SPANK_JOBROOT_OS", None)
-    if os_name:
-        env["SPANK_JOBROOT_OS"] = os_name
+    env.pop("SPANK_JOBROOT_IMAGE", None)
+    if image_name:
+        env["SPANK_JOBROOT_IMAGE"] = image_name
     # Slurm's Prolog/Epilog wrappers end the hook's own options with "--" (hookargs)
     tail = ["--"] if args and args[0] in ("prologue", "epilogue") else []
     return subprocess.run([sys.executable, HOOK, "--config-dir", cfg_dir] + list(args) + tail,
@@ -51,7 +51,7 @@ def check(cond, what, proc=None):
 def config(base, name, allow_mode=0o644):
     cfg_dir = os.path.join(base, name)
     os.makedirs(cfg_dir)
-    allow = os.path.join(cfg_dir, "chroots.conf")
+    allow = os.path.join(cfg_dir, "images.conf")
     with open(allow, "w", encoding="utf-8") as handle:
         handle.write("good:%s/images/good\nbroken:%s/images/broken\n" % (base, base))
     os.chmod(allow, allow_mode)
@@ -113,26 +113,26 @@ def main():
               "gc --all leaves no state, pin, mount or root", proc)
 
         # Item 7: a broken image is refused with the reason; others are served.
-        proc = hook(good_cfg, "prologue", job="4713", os_name="broken")
+        proc = hook(good_cfg, "prologue", job="4713", image_name="broken")
         refusal = os.path.join(base, "run", "jobs", "4713.refused")
         check(proc.returncode == 0 and os.path.exists(refusal) and
               "broken" in open(refusal, encoding="utf-8").read() and
               "BROKEN IMAGE" in proc.stderr, "a broken image refuses the job, loudly", proc)
-        proc = hook(good_cfg, "prologue", job="4714", os_name="good")
+        proc = hook(good_cfg, "prologue", job="4714", image_name="good")
         check(proc.returncode == 0 and os.path.isdir(base + "/roots/4714/usr"),
               "the good image is still served", proc)
         proc = hook(good_cfg, "prologue", job="4715")
         check(proc.returncode == 0 and os.path.isdir(base + "/roots/4715/usr/bin"),
-              "the host OS is still served", proc)
+              "the host image is still served", proc)
 
-        # Item 7: an unsafe allow-list refuses named OS jobs, still serves the host OS.
-        proc = hook(bad_cfg, "prologue", job="4716", os_name="good")
+        # Item 7: an unsafe allow-list refuses named images, still serves the host image.
+        proc = hook(bad_cfg, "prologue", job="4716", image_name="good")
         check(proc.returncode == 0 and "unusable" in open(
             os.path.join(base, "run", "jobs", "4716.refused"), encoding="utf-8").read() and
-            "BROKEN ALLOW-LIST" in proc.stderr, "an unsafe allow-list refuses a named OS", proc)
+            "BROKEN ALLOW-LIST" in proc.stderr, "an unsafe allow-list refuses a named image", proc)
         proc = hook(bad_cfg, "prologue", job="4717")
         check(proc.returncode == 0 and os.path.isdir(base + "/roots/4717/usr/bin"),
-              "an unsafe allow-list still serves the host OS", proc)
+              "an unsafe allow-list still serves the host image", proc)
         for job in ("4713", "4714", "4715", "4716", "4717"):
             proc = hook(good_cfg, "epilogue", job=job)
             check(proc.returncode == 0, "epilogue %s" % job, proc)

@@ -63,7 +63,7 @@ def main():
         os.makedirs(cfg_dir)
         with open(os.path.join(cfg_dir, "node.json"), "w", encoding="utf-8") as handle:
             json.dump({"root_base": base + "/roots", "run_dir": base + "/run",
-                       "allow_list": cfg_dir + "/chroots.conf", "home": "user"}, handle)
+                       "allow_list": cfg_dir + "/images.conf", "home": "user"}, handle)
         proc = hook(cfg_dir, "prologue", env={faults.SWITCH: "prologue.volume-mounted"})
         if proc.returncode != 1 or "test-only switch" not in proc.stderr or \
                 os.listdir(base + "/roots") or os.path.exists(base + "/run/jobs/4901.json"):

@@ -23,7 +23,7 @@ unmount cleans it all):
 
 An attacker process, standing in for the job's user, loops: rename x to
 x.moved, symlink x -> scratch/software, swap back. Meanwhile the
-epilogue's teardown (bindtree.teardown, lazy, as jobroot._teardown calls
+epilogue's teardown (bindtree.teardown, lazy, as lifecycle._teardown calls
 it) runs. A teardown that followed the symlink would unmount
 scratch/software/apps, the automount, instead of the job's submount.
 After every one of ITERATIONS runs both the autofs trigger and the

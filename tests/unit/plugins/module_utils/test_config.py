@@ -16,9 +16,9 @@ def write(tmp_path, name, data):
 
 def test_pool_and_node_merge(tmp_path):
     write(tmp_path, "pool.json", {"volume_group": "vg-jobs", "slots": 4, "slot_extents": 255})
-    write(tmp_path, "node.json", {"default_os": "sl5", "queue_os": {"old": "sl5"}})
+    write(tmp_path, "node.json", {"default_image": "sl5", "queue_image": {"old": "sl5"}})
     cfg = config.load(str(tmp_path))
-    assert (cfg.volume_group, cfg.slots, cfg.slot_extents, cfg.default_os) == ("vg-jobs", 4, 255, "sl5")
+    assert (cfg.volume_group, cfg.slots, cfg.slot_extents, cfg.default_image) == ("vg-jobs", 4, 255, "sl5")
     assert cfg.root_base == "/var/lib/hpc-jobroot/roots"
 
 
@@ -32,10 +32,10 @@ def test_missing_files_mean_defaults(tmp_path):
     ("pool.json", {"slots": True}, "slots"),
     ("pool.json", {"fstype": "btrfs"}, "fstype"),
     ("pool.json", {"root_base": "/tmp/roots"}, "under /tmp"),
-    ("node.json", {"os_dirs": ["../etc"]}, "os_dirs"),
+    ("node.json", {"image_dirs": ["../etc"]}, "image_dirs"),
     ("node.json", {"host_files": ["etc/passwd"]}, "absolute"),
     ("node.json", {"home": "everyone"}, "home"),
-    ("node.json", {"default_os": "../x"}, "OS name"),
+    ("node.json", {"default_image": "../x"}, "image name"),
     ("node.json", {"extra_binds": [{"src": "/x"}]}, "need a source"),
 ])
 def test_bad_config_names_the_key(tmp_path, name, data, message):

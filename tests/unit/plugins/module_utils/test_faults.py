@@ -9,7 +9,7 @@ import signal
 
 import pytest
 
-from ansible_collections.hpc.jobroot.plugins.module_utils import config, faults, jobroot
+from ansible_collections.hpc.jobroot.plugins.module_utils import config, faults, lifecycle
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import ValidationError
 
 ARMED = {faults.SWITCH: "prologue.pinned", faults.TEST_VARIABLE: "1"}
@@ -107,8 +107,8 @@ def node(tmp_path, monkeypatch):
 def test_the_lifecycle_refuses_a_misused_switch_before_it_starts(node):
     cfg, run_dir = node
     before = sorted(p.name for p in run_dir.rglob("*"))
-    for call in (lambda: jobroot.prologue(cfg, "8", "root"), lambda: jobroot.epilogue(cfg, "7"),
-                 lambda: jobroot.gc(cfg)):
+    for call in (lambda: lifecycle.prologue(cfg, "8", "root"), lambda: lifecycle.epilogue(cfg, "7"),
+                 lambda: lifecycle.gc(cfg)):
         with pytest.raises(ValidationError, match="test-only switch"):
             call()
     assert sorted(p.name for p in run_dir.rglob("*")) == before == ["7.json", "jobs"]

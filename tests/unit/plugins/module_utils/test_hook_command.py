@@ -33,20 +33,20 @@ def hook_fixture(tmp_path, monkeypatch):
     pbs_home = tmp_path / "torque"
     (pbs_home / "mom_logs").mkdir(parents=True)
     cfg = config.NodeConfig(run_dir=str(tmp_path / "run"), pbs_home=str(pbs_home),
-                            max_setup_failures=3, queue_os={"sl5q": "sl5"}).validate()
+                            max_setup_failures=3, queue_image={"sl5q": "sl5"}).validate()
     calls = {"load": [], "prologue": [], "epilogue": []}
     hook = types.SimpleNamespace(main=hook_command.main, config=hook_command.config, cfg=cfg,
                                  calls=calls, outcome={"root": str(tmp_path / "roots" / "5.srv"),
-                                                       "os": "host"},
+                                                       "image": "host"},
                                  epilogue_outcome=[])
 
     def load(config_dir=config.CONFIG_DIR):
         calls["load"].append(config_dir)
         return cfg
 
-    # they report through *log* as jobroot.prologue()/epilogue() do
-    def prologue(cfg_, job_id, user, os_name=None, batch_system="slurm", log=None):
-        calls["prologue"].append((job_id, user, os_name, batch_system))
+    # they report through *log* as lifecycle.prologue()/epilogue() do
+    def prologue(cfg_, job_id, user, image_name=None, batch_system="slurm", log=None):
+        calls["prologue"].append((job_id, user, image_name, batch_system))
         if isinstance(hook.outcome, Exception):
             raise hook.outcome
         log(hook.outcome.get("refused") or "job %s: root %s ready" % (job_id, hook.outcome["root"]))
@@ -60,10 +60,10 @@ def hook_fixture(tmp_path, monkeypatch):
         return hook.epilogue_outcome
 
     monkeypatch.setattr(hook_command.config, "load", load)
-    monkeypatch.setattr(hook_command.jobroot, "prologue", prologue)
-    monkeypatch.setattr(hook_command.jobroot, "epilogue", epilogue)
+    monkeypatch.setattr(hook_command.lifecycle, "prologue", prologue)
+    monkeypatch.setattr(hook_command.lifecycle, "epilogue", epilogue)
     monkeypatch.setattr(hook_command.syslog, "syslog", lambda *a: None)
-    for name in ("SLURM_JOB_ID", "SLURM_JOB_USER", "SPANK_JOBROOT_OS"):
+    for name in ("SLURM_JOB_ID", "SLURM_JOB_USER", "SPANK_JOBROOT_IMAGE"):
         monkeypatch.delenv(name, raising=False)
     return hook
 
@@ -82,10 +82,10 @@ def test_torque_prologue_success_is_0_and_logs_the_job_root_to_mom_logs(hook):
 
 
 def test_torque_refusal_aborts_with_the_reason_on_stdout(hook, capsys):
-    hook.outcome = {"refused": "job 5.srv refused: OS 'sl9' is not allowed"}
+    hook.outcome = {"refused": "job 5.srv refused: image 'sl9' is not allowed"}
     assert hook.main(["prologue", "--batch-system", "torque", "--"] + TORQUE_ARGS) == 1
-    assert "hpc-jobroot: job 5.srv refused: OS 'sl9' is not allowed" in capsys.readouterr().out
-    assert "refused: OS 'sl9'" in mom_log(hook)
+    assert "hpc-jobroot: job 5.srv refused: image 'sl9' is not allowed" in capsys.readouterr().out
+    assert "refused: image 'sl9'" in mom_log(hook)
 
 
 def test_torque_progress_goes_to_mom_logs_not_to_the_jobs_stderr(hook, capsys):
@@ -98,10 +98,10 @@ def test_torque_progress_goes_to_mom_logs_not_to_the_jobs_stderr(hook, capsys):
 
 
 def test_torque_refusal_is_logged_once(hook, capsys):
-    hook.outcome = {"refused": "job 5.srv refused: OS 'sl9' is not allowed"}
+    hook.outcome = {"refused": "job 5.srv refused: image 'sl9' is not allowed"}
     assert hook.main(["prologue", "--batch-system", "torque", "--"] + TORQUE_ARGS) == 1
     assert capsys.readouterr().err == ""
-    assert mom_log(hook).count("refused: OS 'sl9'") == 1
+    assert mom_log(hook).count("refused: image 'sl9'") == 1
 
 
 def test_slurm_progress_stays_on_stderr(hook, monkeypatch, capsys):
@@ -187,10 +187,10 @@ def test_gc_and_status_take_nothing_after_the_separator(hook):
 # --- every exit code of every command, and every argument shape ---------------
 
 
-def test_slurm_prologue_success_is_0_with_the_spank_os(hook, monkeypatch):
+def test_slurm_prologue_success_is_0_with_the_spank_image(hook, monkeypatch):
     monkeypatch.setenv("SLURM_JOB_ID", "4711")
     monkeypatch.setenv("SLURM_JOB_USER", "alice")
-    monkeypatch.setenv("SPANK_JOBROOT_OS", "sl5")
+    monkeypatch.setenv("SPANK_JOBROOT_IMAGE", "sl5")
     assert hook.main(["prologue", "--batch-system", "slurm", "--"]) == 0
     assert hook.calls["prologue"] == [("4711", "alice", "sl5", "slurm")]
 
@@ -204,7 +204,7 @@ def test_the_batch_system_defaults_to_slurm(hook, monkeypatch):
     assert hook.calls["epilogue"] == [("4711", "slurm")]
 
 
-def test_torque_queue_at_its_position_picks_the_queue_os(hook):
+def test_torque_queue_at_its_position_picks_the_queue_image(hook):
     args = ["5.srv", "alice", "grp", "name", "walltime=60", "sl5q", "acct"]
     assert hook.main(["prologue", "--batch-system", "torque", "--"] + args) == 0
     # fewer arguments than the queue's position: no queue, the node default
@@ -263,7 +263,7 @@ def test_torque_prologue_os_error_is_a_requeue(hook):
 def test_torque_aborts_when_its_failures_cannot_be_counted(hook, monkeypatch, capsys):
     def cannot_count(cfg, job_id):
         raise OSError(30, "Read-only file system")
-    monkeypatch.setattr(hook_command.jobroot, "note_failure", cannot_count)
+    monkeypatch.setattr(hook_command.lifecycle, "note_failure", cannot_count)
     hook.outcome = NoFreeSlotError("no free slot")
     assert hook.main(["prologue", "--batch-system", "torque", "--"] + TORQUE_ARGS) == 1
     assert "aborted: its prologue failed 3 times" in capsys.readouterr().out
@@ -279,7 +279,7 @@ def test_an_unwritable_mom_log_changes_no_exit_code(hook):
 
 
 def test_status_prints_json_and_is_0(hook, monkeypatch, capsys):
-    monkeypatch.setattr(hook_command.jobroot, "status", lambda cfg: {"jobs": {}, "pins": {}})
+    monkeypatch.setattr(hook_command.lifecycle, "status", lambda cfg: {"jobs": {}, "pins": {}})
     assert hook.main(["status"]) == 0
     assert json.loads(capsys.readouterr().out) == {"jobs": {}, "pins": {}}
 
@@ -296,7 +296,7 @@ def test_gc_asks_the_batch_system_which_jobs_run(hook, monkeypatch, argv, alive,
     def gc(cfg, alive_, log):
         seen.append(alive_)
         return {"4711": ["unpin"]}
-    monkeypatch.setattr(hook_command.jobroot, "gc", gc)
+    monkeypatch.setattr(hook_command.lifecycle, "gc", gc)
     assert hook.main(argv) == 0
     assert json.loads(capsys.readouterr().out) == {"4711": ["unpin"]}
     if alive == "torque":
@@ -311,7 +311,7 @@ def test_gc_asks_the_batch_system_which_jobs_run(hook, monkeypatch, argv, alive,
 
 
 def test_gc_with_an_error_in_its_report_is_1(hook, monkeypatch):
-    monkeypatch.setattr(hook_command.jobroot, "gc",
+    monkeypatch.setattr(hook_command.lifecycle, "gc",
                         lambda cfg, alive, log: {"4711": "error: busy", "4712": ["unpin"]})
     assert hook.main(["gc", "--all"]) == 1
 

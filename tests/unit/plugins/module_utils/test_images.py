@@ -138,7 +138,7 @@ def test_prune_keeps_pinned_and_allow_listed_versions(base):
     os.mkdir(pins)
     with open(os.path.join(pins, "4711"), "w", encoding="utf-8") as handle:
         handle.write(os.path.join(base, "ci-v1") + "\n")
-    allow = os.path.join(run_dir(base), "chroots.conf")
+    allow = os.path.join(run_dir(base), "images.conf")
     with open(allow, "w", encoding="utf-8") as handle:
         handle.write("old:%s/ci-v2/etc\n" % base)
     os.chmod(allow, 0o644)

@@ -13,7 +13,7 @@ from ansible_collections.hpc.jobroot.plugins.module_utils.errors import JobrootE
 
 @pytest.fixture
 def tree(tmp_path):
-    """A small OS tree: etc/passwd and group, a set-uid su, a world-writable file, /tmp and a shared dir."""
+    """A small image tree: etc/passwd and group, a set-uid su, a world-writable file, /tmp and a shared dir."""
     top = tmp_path / "tree"
     for d in ("etc", "usr/bin", "tmp", "srv/shared", "run"):
         (top / d).mkdir(parents=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from ansible_collections.hpc.jobroot.plugins.module_utils import (
-    chroot, config, files, jobroot, lock, rundir)
+    config, files, image_select, lifecycle, lock, rundir)
 
 
 def test_every_path_of_the_layout():
@@ -23,12 +23,12 @@ def test_every_path_of_the_layout():
 
 def test_the_users_agree_with_the_layout(tmp_path):
     run = str(tmp_path / "run")
-    assert chroot.record_path("slurm", "17[3]", run, "/pbs") == rundir.slurm_record_path(run, "17_3")
+    assert image_select.record_path("slurm", "17[3]", run, "/pbs") == rundir.slurm_record_path(run, "17_3")
     with lock.job_lock(run, "17_3"):
         assert os.path.exists(rundir.job_lock_path(run, "17_3"))
     with lock.node_lock(run):
         assert os.path.exists(rundir.node_lock_path(run))
-    chroot.pin(run, "17_3", "/img/sl5-2")
+    image_select.pin(run, "17_3", "/img/sl5-2")
     assert files.read_text(rundir.pin_path(run, "17_3")) == "/img/sl5-2\n"
 
 
@@ -45,7 +45,7 @@ def test_known_jobs_finds_a_job_by_every_per_job_file(tmp_path):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w", encoding="ascii"):
             pass
-    assert jobroot.known_jobs(cfg) == set(paths)
+    assert lifecycle.known_jobs(cfg) == set(paths)
     # one per-job folder of the layout each, besides root_base
     assert len({os.path.dirname(p) for p in paths.values()}) == len(rundir.PER_JOB) + 1
 

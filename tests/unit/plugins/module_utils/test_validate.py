@@ -49,14 +49,14 @@ def test_real_user_needs_an_existing_user():
 
 
 @pytest.mark.parametrize("name", ["sl5", "el7", "bullseye", "deb-11.2", "A_1", "x" * 64])
-def test_chroot_names_accepted(name):
-    assert validate.chroot_name(name) == name
+def test_image_names_accepted(name):
+    assert validate.image_name(name) == name
 
 
 @pytest.mark.parametrize("name", ["", ".hidden", "-x", "a/b", "a..b", "x" * 65, "a b", "a,b", "é"])
-def test_chroot_names_refused(name):
+def test_image_names_refused(name):
     with pytest.raises(ValidationError):
-        validate.chroot_name(name)
+        validate.image_name(name)
 
 
 @pytest.mark.parametrize("path", ["/", "/var/lib/x", "/a-b/c_d.e+f@g:h=i"])

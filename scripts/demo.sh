@@ -183,8 +183,9 @@ G 'cd /home/alice; TIMEFORMAT="%R s"; for i in 1 2 3; do time runuser -u alice -
 step "Afterwards: volumes, mounts, roots, records and pins are gone"
 # A job's Epilog runs after its last step ends, while squeue shows the job
 # completing (CG): wait until squeue lists no job at all and no Epilog runs.
+# The bracket keeps pgrep -f from matching the shell that runs this test.
 t=$SECONDS
-until G '[ -z "$(squeue --noheader)" ] && ! pgrep -f /usr/libexec/hpc-jobroot/slurm-epilog >/dev/null'; do
+until G '[ -z "$(squeue --noheader)" ] && ! pgrep -f "/usr/libexec/hpc-jobroot/[s]lurm-epilog" >/dev/null'; do
     [ $((SECONDS - t)) -lt 120 ] || die "jobs still completing after 120 s: $(G 'squeue --noheader')"
     sleep 1
 done

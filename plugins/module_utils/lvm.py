@@ -42,7 +42,9 @@ _ENV = dict(os.environ, LC_ALL="C", LVM_SUPPRESS_FD_WARNINGS="1")
 def run(cmd, timeout=TIMEOUT):
     """Run argument vector *cmd* (no shell); return its stdout as str.
 
-    Raises CommandError on a non-zero exit or after *timeout* seconds.
+    Raises CommandError on a non-zero exit or after *timeout* seconds; its
+    ``stderr`` is lvm's message, from standard error or else from the JSON
+    command log (:func:`_json_log_errors`).
     """
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
@@ -52,8 +54,25 @@ def run(cmd, timeout=TIMEOUT):
     except FileNotFoundError:
         raise CommandError(cmd, 127, "%s: command not found" % cmd[0]) from None
     if proc.returncode != 0:
-        raise CommandError(cmd, proc.returncode, proc.stderr)
+        raise CommandError(cmd, proc.returncode, proc.stderr.strip() or _json_log_errors(proc.stdout))
     return proc.stdout
+
+
+def _json_log_errors(stdout):
+    """Return the error messages of an lvm ``--reportformat json`` command log, one per line.
+
+    lvm2 2.03.2x and later (Debian trixie, 2.03.31) report a failed
+    command's messages in the ``log`` list of the JSON on standard output
+    instead of standard error (lvmreport(7), "Command log"); older lvm2
+    (Debian bookworm, 2.03.16) prints them on standard error. Returns ""
+    when *stdout* is not such a report.
+    """
+    try:
+        log = json.loads(stdout).get("log", [])
+    except (ValueError, AttributeError):
+        return ""
+    return "\n".join(row.get("log_message", "") for row in log
+                     if isinstance(row, dict) and row.get("log_type") == "error")
 
 
 def lv_name_for(key):
@@ -125,7 +144,8 @@ def fullreport(vg):
     ``lv``, ``pvseg`` and ``seg``, each row a dict of field name to string
     (lvm fullreport(8); sizes in bytes as digit strings, counts as digit
     strings). A VG that does not exist is None: lvm exits 5 and says
-    ``Volume group "VG" not found`` on stderr (LC_ALL=C, see :func:`run`).
+    ``Volume group "VG" not found`` (LC_ALL=C), on stderr or in the JSON
+    command log (see :func:`run`).
 
     Raises ValidationError for a bad VG name (before any command runs) and
     CommandError for any other failure of lvm.

@@ -118,6 +118,40 @@ def test_fullreport_of_a_missing_group_is_none(monkeypatch):
         lvm.fullreport("nosuchvg")
 
 
+# what lvm2 2.03.31 (Debian trixie) prints on stdout, with nothing on stderr
+# and exit 5, for: lvm fullreport --reportformat json ... -- nosuchvg
+TRIXIE_MISSING_VG = json.dumps({"report": [], "log": [
+    {"log_seq_num": "1", "log_type": "error", "log_context": "processing", "log_object_type": "vg",
+     "log_object_name": "nosuchvg", "log_message": 'Volume group "nosuchvg" not found', "log_ret_code": "0"},
+    {"log_seq_num": "2", "log_type": "error", "log_context": "processing", "log_object_type": "vg",
+     "log_object_name": "nosuchvg", "log_message": "Cannot process volume group nosuchvg", "log_ret_code": "0"},
+    {"log_seq_num": "3", "log_type": "status", "log_context": "processing", "log_object_type": "vg",
+     "log_object_name": "nosuchvg", "log_message": "failure", "log_ret_code": "5"}]})
+
+
+def test_run_takes_the_message_from_the_json_command_log(monkeypatch):
+    """STUB of subprocess.run: lvm2 2.03.31's answer, captured in the trixie guest (this host has 2.03.16)."""
+    def fake_run(cmd, **_kwargs):
+        return lvm.subprocess.CompletedProcess(cmd, 5, stdout=TRIXIE_MISSING_VG, stderr="")
+    monkeypatch.setattr(lvm.subprocess, "run", fake_run)
+    with pytest.raises(CommandError) as caught:
+        lvm.run(["lvm", "fullreport", "--reportformat", "json", "--", "nosuchvg"])
+    assert caught.value.stderr == 'Volume group "nosuchvg" not found\nCannot process volume group nosuchvg'
+    assert lvm.fullreport("nosuchvg") is None
+
+
+def test_run_keeps_stderr_and_survives_output_that_is_not_json(monkeypatch):
+    def fake_run(cmd, **_kwargs):
+        return lvm.subprocess.CompletedProcess(cmd, 5, stdout="not json", stderr="  read failed\n")
+    monkeypatch.setattr(lvm.subprocess, "run", fake_run)
+    with pytest.raises(CommandError, match="read failed"):
+        lvm.run(["lvm", "vgs"])
+    monkeypatch.setattr(lvm.subprocess, "run",
+                        lambda cmd, **_kw: lvm.subprocess.CompletedProcess(cmd, 5, stdout="[1]", stderr=""))
+    with pytest.raises(CommandError, match="no message"):
+        lvm.run(["lvm", "vgs"])
+
+
 def test_fullreport_refuses_a_bad_name_before_running(monkeypatch):
     fake = Lvm(report(15))
     monkeypatch.setattr(lvm, "run", fake.run)

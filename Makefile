@@ -44,9 +44,9 @@ JOBROOT_RUN_ID := $(shell date -u +%Y%m%dT%H%M%S)-$(shell echo $$PPID)
 endif
 export JOBROOT_RUN_ID
 
-TEST_TARGETS := venv collections lint sanity units integration ctest guest molecule guest-sid molecule-sid changelog build importer install-check ee docs
+TEST_TARGETS := guest-images venv collections lint sanity units integration ctest guest molecule guest-sid molecule-sid changelog build importer install-check ee docs
 
-.PHONY: help test test-targets system venv collections lint sanity units integration ctest \
+.PHONY: help test test-targets system guest-images venv collections lint sanity units integration ctest \
         guest molecule guest-sid molecule-sid bench-quick bench demo clean distclean \
         changelog build importer install-check ee docs
 
@@ -71,6 +71,11 @@ venv: system
 
 collections: venv
 	@$(TIMED) $@ bash -c '$(SETUP)/collections.sh && $(SETUP)/get-pip.sh'
+
+# make test's first step: the guest images build in the background while the
+# host steps run; `guest` and `guest-sid` wait for them (tests/guest/prebuild.sh).
+guest-images: system
+	@$(TIMED) $@ $(REPO)/tests/guest/prebuild.sh
 
 # --- checks --------------------------------------------------------------------
 

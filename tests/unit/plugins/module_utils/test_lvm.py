@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.hpc.jobroot.plugins.module_utils import lvm
+from ansible_collections.hpc.jobroot.plugins.module_utils import config, faults, lifecycle, lvm
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import (
     CommandError, JobrootError, NoFreeSlotError, ValidationError)
 
@@ -156,6 +156,18 @@ def test_epilogue_leaves_an_untagged_lv_of_the_same_name(stub):
         lvm.remove("vg-jobs", "jobroot_5")
     assert "jobroot_5" in stub.lvs
     assert [c[0] for c in lvm_calls(stub)] == ["lvremove", "lvs"]
+
+
+def test_a_whole_epilogue_makes_one_lvm_call(stub, tmp_path, monkeypatch):
+    # The lifecycle's epilogue of a job whose root is no longer mounted: its
+    # LV goes with one lvremove, and nothing else starts LVM.
+    monkeypatch.delenv(faults.SWITCH, raising=False)
+    cfg = config.NodeConfig(volume_group="vg-jobs", slot_extents=10, run_dir=str(tmp_path / "run"),
+                            root_base=str(tmp_path / "roots"), pbs_home=str(tmp_path / "pbs"))
+    stub.lvs = {"jobroot_7": {"extents": 10, "tags": ["hpc_jobroot"]}}
+    actions = lifecycle.epilogue(cfg, "7")
+    assert "remove volume" in actions and stub.lvs == {}
+    assert [c[0] for c in lvm_calls(stub)] == ["lvremove"]
 
 
 def test_removal_of_a_gone_lv_is_no_change(stub):

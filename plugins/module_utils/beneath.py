@@ -34,7 +34,6 @@ from __future__ import annotations
 import ctypes
 import errno as errnos
 import os
-import platform
 import stat
 
 from ansible_collections.hpc.jobroot.plugins.module_utils import mounts
@@ -59,7 +58,8 @@ class _OpenHow(ctypes.Structure):  # pylint: disable=too-few-public-methods
                 ("resolve", ctypes.c_uint64)]
 
 
-_state = {"libc": None, "openat2": platform.system() == "Linux"}
+# os.uname, not platform.system: importing platform costs every hook start (issue 18)
+_state = {"libc": None, "openat2": os.uname().sysname == "Linux"}
 
 
 def _libc():

@@ -28,7 +28,7 @@ import hashlib
 import json
 import os
 import stat
-from dataclasses import dataclass, field
+from collections import namedtuple
 
 from ansible_collections.hpc.jobroot.plugins.module_utils import (
     atomic, beneath, faults, mountinfo, mounts, validate)
@@ -47,9 +47,11 @@ DEFAULT_PROPAGATION = {"bind": "slave", "rbind": "rslave"}
 _DATA_KEYS = ("size", "mode", "nr_inodes", "newinstance", "ptmxmode", "gid")
 
 
-@dataclass(frozen=True)
-class Spec:
-    """One entry of a bind tree.
+# Named tuples and a plain class, not dataclasses: importing dataclasses
+# pulls inspect, ast and dis into every hook start (issue 18).
+class Spec(namedtuple("Spec", ("target", "type", "source", "options", "propagation", "data"),
+                      defaults=("", (), "private", ""))):
+    """One entry of a bind tree (a named tuple).
 
     ``target``: path relative to the root. ``type``: one of :data:`TYPES`.
     ``source``: absolute path for bind/rbind, the link text for ``symlink``.
@@ -58,12 +60,7 @@ class Spec:
     types (e.g. ``size=64m,mode=1777`` for tmpfs).
     """
 
-    target: str
-    type: str
-    source: str = ""
-    options: tuple = ()
-    propagation: str = "private"
-    data: str = ""
+    __slots__ = ()
 
 
 #: How each kind of :class:`Change` reads, for ``--diff`` and logs (made from the data, never parsed)
@@ -85,9 +82,9 @@ UNMOUNTED = ("unmount", "lazy unmount")
 REMOVED = ("remove", "rmdir")
 
 
-@dataclass(frozen=True)
-class Change:
-    """One change to a tree: *kind* (a key of :data:`TEXTS`) at absolute *path*.
+class Change(namedtuple("Change", ("kind", "path", "source", "fstype", "options", "propagation", "mode"),
+                        defaults=("", "", "", "", 0))):
+    """One change to a tree (a named tuple): *kind* (a key of :data:`TEXTS`) at absolute *path*.
 
     The other fields are what that kind's text shows: *source* (a mount's
     source, or its type for a pseudo file system; a symlink's target),
@@ -95,19 +92,12 @@ class Change:
     for none), *propagation* and *mode* (int, for chmod).
     """
 
-    kind: str
-    path: str
-    source: str = ""
-    fstype: str = ""
-    options: str = ""
-    propagation: str = ""
-    mode: int = 0
+    __slots__ = ()
 
     def __str__(self):
-        return TEXTS[self.kind].format(**self.__dict__)
+        return TEXTS[self.kind].format(**self._asdict())
 
 
-@dataclass
 class Result:
     """What :func:`apply` or :func:`teardown` did (or would do in check mode), as data.
 
@@ -115,9 +105,21 @@ class Result:
     ``mounted``, ``unmounted`` (lazily too), ``made`` (directories, empty
     files, symlinks) and ``removed`` hold their absolute paths; ``actions``
     is one display string per change; ``changed`` is ``bool(changes)``.
+    ``Result(changes=None)``: a new, empty list unless *changes* is given.
     """
 
-    changes: list = field(default_factory=list)
+    __slots__ = ("changes",)
+
+    def __init__(self, changes=None):
+        self.changes = [] if changes is None else changes
+
+    def __eq__(self, other):
+        return isinstance(other, Result) and self.changes == other.changes
+
+    __hash__ = None  # mutable, like the dataclass it replaces
+
+    def __repr__(self):
+        return "Result(changes=%r)" % (self.changes,)
 
     def add(self, kind, path, **data):
         """Append a :class:`Change` of *kind* at *path*; *data*: its other fields."""

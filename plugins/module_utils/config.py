@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field, fields
 
 from ansible_collections.hpc.jobroot.plugins.module_utils import validate
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import ValidationError
@@ -22,36 +21,66 @@ from ansible_collections.hpc.jobroot.plugins.module_utils.errors import Validati
 CONFIG_DIR = "/etc/hpc-jobroot"
 
 
-@dataclass
-class NodeConfig:  # pylint: disable=too-many-instance-attributes
-    """All settings of one node. Sizes: ``slot_extents`` in extents, ``extent_size`` in bytes."""
-
-    volume_group: str = ""
-    thin_pool: str = ""
-    slots: int = 1
-    slot_extents: int = 0
-    extent_size: int = 4194304
-    fstype: str = "ext4"
-    root_base: str = "/var/lib/hpc-jobroot/roots"
-    image_base: str = "/var/lib/hpc-jobroot/images"
-    allow_list: str = "/etc/hpc-jobroot/images.conf"
-    default_image: str = "host"
-    fallback_to_default: bool = False
-    run_dir: str = "/run/hpc-jobroot"
-    pbs_home: str = "/var/spool/torque"
+#: Every node.json/pool.json key and its default. Sizes: ``slot_extents`` in
+#: extents, ``extent_size`` in bytes. List and dict defaults are copied for
+#: each :class:`NodeConfig`.
+DEFAULTS = {
+    "volume_group": "",
+    "thin_pool": "",
+    "slots": 1,
+    "slot_extents": 0,
+    "extent_size": 4194304,
+    "fstype": "ext4",
+    "root_base": "/var/lib/hpc-jobroot/roots",
+    "image_base": "/var/lib/hpc-jobroot/images",
+    "allow_list": "/etc/hpc-jobroot/images.conf",
+    "default_image": "host",
+    "fallback_to_default": False,
+    "run_dir": "/run/hpc-jobroot",
+    "pbs_home": "/var/spool/torque",
     # Not var/lib: for the host image that is the node's /var/lib, which
     # holds the job roots themselves.
-    image_dirs: list = field(default_factory=lambda: ["bin", "etc", "lib", "lib64", "opt", "sbin",
-                                                      "usr"])
-    host_files: list = field(default_factory=lambda: ["/etc/passwd", "/etc/group",
-                                                      "/etc/resolv.conf"])
-    extra_binds: list = field(default_factory=list)
-    home: str = "user"
-    queue_image: dict = field(default_factory=dict)
-    slurm_node_name: str = ""
+    "image_dirs": ["bin", "etc", "lib", "lib64", "opt", "sbin", "usr"],
+    "host_files": ["/etc/passwd", "/etc/group", "/etc/resolv.conf"],
+    "extra_binds": [],
+    "home": "user",
+    "queue_image": {},
+    "slurm_node_name": "",
     # Torque: after this many failed prologues of one job on this node, abort
     # it (exit 1) instead of requeueing it (exit 2) once more.
-    max_setup_failures: int = 3
+    "max_setup_failures": 3,
+}
+
+
+class NodeConfig:
+    """All settings of one node: an attribute per key of :data:`DEFAULTS`.
+
+    ``NodeConfig(**values)``: keys not given take their defaults (lists and
+    dicts copied); an unknown key raises TypeError. A plain class, not a
+    dataclass: importing dataclasses pulls inspect, ast and dis into every
+    hook start (issue 18).
+    """
+
+    __slots__ = tuple(DEFAULTS)
+
+    def __init__(self, **values):
+        unknown = sorted(set(values) - set(DEFAULTS))
+        if unknown:
+            raise TypeError("NodeConfig got unknown keys: %s" % ", ".join(unknown))
+        for name, default in DEFAULTS.items():
+            if name in values:
+                setattr(self, name, values[name])
+            else:
+                setattr(self, name, type(default)(default) if isinstance(default, (list, dict)) else default)
+
+    def __eq__(self, other):
+        return isinstance(other, NodeConfig) and all(
+            getattr(self, name) == getattr(other, name) for name in DEFAULTS)
+
+    __hash__ = None  # mutable, like the dataclass it replaces
+
+    def __repr__(self):
+        return "NodeConfig(%s)" % ", ".join("%s=%r" % (name, getattr(self, name)) for name in DEFAULTS)
 
     def validate(self):
         """Raise ValidationError naming the first bad key; return self."""
@@ -98,7 +127,7 @@ def load(config_dir=CONFIG_DIR):
     A missing file means its defaults. Unknown keys are refused (a typo must
     not silently fall back to a default). Raises ValidationError.
     """
-    known = {f.name for f in fields(NodeConfig)}
+    known = set(DEFAULTS)
     values = {}
     for name in ("pool.json", "node.json"):
         path = os.path.join(config_dir, name)

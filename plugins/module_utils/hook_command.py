@@ -36,19 +36,22 @@ prologue's and epilogue's progress lines ("root ... ready", "torn down")
 go to syslog and pbs_mom's log only, not to standard error: pbs_mom appends
 both streams to the job's own output files, and a successful job's stderr
 should hold the job's lines alone.
+
+Imports: each subcommand imports what it needs when it runs (lifecycle,
+and through it the job-root machinery; torque for Torque only; json for gc
+and status; subprocess for gc's Slurm query), so a hook start pays for no
+other subcommand's modules (issue 18). ``python3 -X importtime`` shows
+what a start costs.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import syslog
 
-from ansible_collections.hpc.jobroot.plugins.module_utils import (
-    config, hookargs, lifecycle, torque)
+from ansible_collections.hpc.jobroot.plugins.module_utils import config, hookargs
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import (
     JobrootError, ValidationError)
 
@@ -74,6 +77,7 @@ def say(text):
 
 def slurm_alive(job_id):
     """True while Slurm still lists the job; True as well if Slurm cannot be asked."""
+    import subprocess
     try:
         out = subprocess.run(["squeue", "--noheader", "--jobs", job_id, "--format", "%T"],
                              capture_output=True, text=True, timeout=30, check=False)
@@ -86,6 +90,8 @@ def slurm_alive(job_id):
 
 def torque_alive(cfg):
     """Return a callable job id -> bool: True while pbs_mom under ``cfg.pbs_home`` holds the job."""
+    from ansible_collections.hpc.jobroot.plugins.module_utils import torque
+
     def alive(job_id):
         return torque.alive(cfg.pbs_home, job_id)
     return alive
@@ -148,6 +154,8 @@ def main(argv=None):
     if theirs is not None:
         log("%s takes no arguments after '--'" % opts.command)
         return 1
+    import json
+    from ansible_collections.hpc.jobroot.plugins.module_utils import lifecycle
     config_dir = getattr(opts, "config_dir", config.CONFIG_DIR)
     try:
         cfg = config.load(config_dir)
@@ -171,6 +179,7 @@ def run_job_hook(opts, job):
     Torque job 1 (abort); a failure 1 for Slurm and for any epilogue, and
     for a Torque prologue 2 (requeue) or 1 (:func:`torque_setup_failed`).
     """
+    from ansible_collections.hpc.jobroot.plugins.module_utils import lifecycle
     # pbs_mom runs the prologue with umask 077: the job's user could not
     # enter the directories the prologue makes.
     os.umask(0o022)
@@ -218,6 +227,7 @@ def torque_setup_failed(cfg, job_id, exc):
     aborted, since a requeue could bring it straight back to this node.
     *exc*: the failure, shown in the messages.
     """
+    from ansible_collections.hpc.jobroot.plugins.module_utils import lifecycle
     try:
         count = lifecycle.note_failure(cfg, job_id)
     except (JobrootError, OSError) as err:
@@ -253,6 +263,7 @@ def torque_progress(cfg, job_id):
 
 def torque_event(cfg, job_id, text):
     """Write *text* as a job event to pbs_mom's log; a failure to do so is only logged."""
+    from ansible_collections.hpc.jobroot.plugins.module_utils import torque
     try:
         torque.log_event(cfg.pbs_home, job_id, text)
     except OSError as exc:

@@ -23,7 +23,7 @@ comes from ``SLURM_JOB_ID`` and ``SLURM_JOB_USER`` (slurm.conf(5), "Prolog").
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import namedtuple
 
 from ansible_collections.hpc.jobroot.plugins.module_utils import validate
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import ValidationError
@@ -34,13 +34,12 @@ SEPARATOR = "--"
 TORQUE_QUEUE_INDEX = {"prologue": 5, "epilogue": 7}
 
 
-@dataclass(frozen=True)
-class BatchJob:
-    """What the batch system said about a job: all str, ``queue`` may be ``""``."""
+# A named tuple, not a dataclass: importing dataclasses pulls inspect, ast
+# and dis into every hook start (issue 18).
+class BatchJob(namedtuple("BatchJob", ("job_id", "user", "queue"), defaults=("",))):
+    """What the batch system said about a job (a named tuple): all str, ``queue`` may be ``""``."""
 
-    job_id: str
-    user: str
-    queue: str = ""
+    __slots__ = ()
 
 
 def split(argv):

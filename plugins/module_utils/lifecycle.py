@@ -26,6 +26,11 @@ tagged LVs at startd start: prior-art.md).
 The ``faults.checkpoint`` calls between the steps are kill points for tests
 (faults.py): they do nothing unless a test sets its switch, and a switch
 set outside a test makes prologue, epilogue and gc refuse before they start.
+
+Imports: lvm (and with it subprocess) only when the node has a volume
+group, torque only for Torque, procs only when a root is torn down, each at
+the function that needs it, so the hook command's start pays for what its
+job needs (issue 18).
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ import stat
 import time
 
 from ansible_collections.hpc.jobroot.plugins.module_utils import (
-    atomic, beneath, bindtree, faults, files, image_select, lock, lvm, procs, rundir, torque, validate)
+    atomic, beneath, bindtree, faults, files, image_select, lock, rundir, validate)
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import (
     JobrootError, RefusedError, ValidationError)
 
@@ -200,6 +205,7 @@ def prologue(cfg, job_id, user, image_name=None, batch_system="slurm", log=_sile
                 os.makedirs(cfg.root_base, mode=0o755, exist_ok=True)
                 bindtree.make_private_base(cfg.root_base)
             if cfg.volume_group:
+                from ansible_collections.hpc.jobroot.plugins.module_utils import lvm
                 lv = lvm.lv_name_for(key)
                 size = lvm.create(cfg.volume_group, lv, cfg.slot_extents, root, cfg.fstype,
                                   cfg.thin_pool, max_lvs=cfg.slots,
@@ -210,7 +216,10 @@ def prologue(cfg, job_id, user, image_name=None, batch_system="slurm", log=_sile
             os.chmod(root, 0o755)
             faults.checkpoint("prologue.volume-mounted")
             entries = job_mounts(cfg, real_tree, owner)
-            script = torque.script_entry(cfg.pbs_home, job_id) if batch_system == "torque" else None
+            script = None
+            if batch_system == "torque":
+                from ansible_collections.hpc.jobroot.plugins.module_utils import torque
+                script = torque.script_entry(cfg.pbs_home, job_id)
             if script:
                 entries.append(script)
             bindtree.apply(root, entries, JOB_DIRS, rundir.trees_path(cfg.run_dir))
@@ -325,6 +334,7 @@ def _teardown(cfg, key, job_id, batch_system, log):
     step("remove refusal", files.remove_file, rundir.refusal_path(cfg.run_dir, key))
     faults.checkpoint("epilogue.records-removed")
     if os.path.isdir(root) and not os.path.islink(root):
+        from ansible_collections.hpc.jobroot.plugins.module_utils import procs
         ended, spared = procs.end_in_root(root, _owner_uid(cfg, key), procs.job_devices(root))
         if ended:
             note("ended PIDs %s" % ", ".join(map(str, ended)))
@@ -342,6 +352,7 @@ def _teardown(cfg, key, job_id, batch_system, log):
             errors.append("unmount the bind tree: %s" % exc)
     faults.checkpoint("epilogue.tree-unmounted")
     if cfg.volume_group:
+        from ansible_collections.hpc.jobroot.plugins.module_utils import lvm
         step("remove volume", lvm.remove, cfg.volume_group, lvm.lv_name_for(key), root, lazy=True)
     elif os.path.isdir(root) and not os.path.islink(root) and not errors:
         # Directory mode: the job's files (tmp, var/tmp) and the mount points
@@ -384,6 +395,7 @@ def known_jobs(cfg):
     """
     keys = set()
     if cfg.volume_group:
+        from ansible_collections.hpc.jobroot.plugins.module_utils import lvm
         keys |= {lv["name"][len(lvm.LV_PREFIX):] for lv in lvm.job_lvs(cfg.volume_group)
                  if lv["name"].startswith(lvm.LV_PREFIX)}
     folders = [(cfg.root_base, ("",))] + [(rundir.folder(cfg.run_dir, name), suffixes)
@@ -465,6 +477,7 @@ def sweep_temps(cfg):
     (``<job id>.root`` in ``<pbs_home>/mom_priv/jobs``), each followed by
     ``.tmp.<PID>`` of a process that no longer exists (atomic.sweep).
     """
+    from ansible_collections.hpc.jobroot.plugins.module_utils import torque
     trees = re.compile(r"\A[0-9a-f]{24}\.json\Z")
     folders = [(rundir.folder(cfg.run_dir, name),
                 lambda n, suffixes=rundir.PER_JOB[name]: _is_key(n, suffixes))
@@ -483,7 +496,10 @@ def sweep_temps(cfg):
 def status(cfg):
     """Return a JSON-ready dict: the node's jobs (saved states), job LVs, roots and pins."""
     jobs = {key: load_state(cfg, key) for key in sorted(known_jobs(cfg))}
-    volumes = [lv["name"] for lv in lvm.job_lvs(cfg.volume_group)] if cfg.volume_group else []
+    volumes = []
+    if cfg.volume_group:
+        from ansible_collections.hpc.jobroot.plugins.module_utils import lvm
+        volumes = [lv["name"] for lv in lvm.job_lvs(cfg.volume_group)]
     return {"jobs": jobs, "volumes": volumes,
             "mounts": bindtree.mounted_under(cfg.root_base) if os.path.isdir(cfg.root_base) else [],
             "pins": image_select.pinned(cfg.run_dir)}

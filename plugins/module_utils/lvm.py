@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 
 from ansible_collections.hpc.jobroot.plugins.module_utils import faults, mountinfo, mounts, validate
@@ -105,30 +106,44 @@ def _report(cmd, key):
     return rows
 
 
-def vg_info(vg):
-    """Return ``{"extent_size": bytes, "extent_count": n, "free_count": n}`` of volume group *vg*.
-
-    Raises CommandError if the VG does not exist.
-    """
-    validate.volume_group(vg)
-    rows = _report(["vgs", "-o", "vg_name,vg_extent_size,vg_extent_count,vg_free_count", "--", vg], "vg")
-    if not rows:
-        raise JobrootError("volume group %s not found" % vg)
-    row = rows[0]
-    return {"extent_size": int(row["vg_extent_size"]), "extent_count": int(row["vg_extent_count"]),
-            "free_count": int(row["vg_free_count"])}
+def _lv_row(row):
+    # One LV report row (field name -> str) as a list_lvs dict.
+    return {"name": row["lv_name"], "size_bytes": int(row["lv_size"]),
+            "tags": [t for t in row["lv_tags"].split(",") if t],
+            "pool": row["pool_lv"], "attr": row["lv_attr"]}
 
 
 def list_lvs(vg):
-    """Return the LVs of *vg* as dicts: name, size_bytes, tags (list), pool, attr.
+    """Return the LVs of *vg* as dicts: name, size_bytes (bytes), tags (list of str), pool, attr.
 
-    Raises CommandError if the VG does not exist.
+    One ``lvs`` call. Raises ValidationError for a bad VG name (before any
+    command runs) and CommandError if the VG does not exist.
     """
     validate.volume_group(vg)
-    rows = _report(["lvs", "-o", "lv_name,lv_size,lv_tags,pool_lv,lv_attr", "--", vg], "lv")
-    return [{"name": r["lv_name"], "size_bytes": int(r["lv_size"]),
-             "tags": [t for t in r["lv_tags"].split(",") if t],
-             "pool": r["pool_lv"], "attr": r["lv_attr"]} for r in rows]
+    return [_lv_row(r) for r in _report(["lvs", "-o", "lv_name,lv_size,lv_tags,pool_lv,lv_attr", "--", vg], "lv")]
+
+
+def vg_report(vg):
+    """Return ``(info, lvs)`` of volume group *vg* from one LVM call (:func:`fullreport`).
+
+    *info*: ``{"extent_size": bytes, "extent_count": n, "free_count": n}``
+    (counts in extents); *lvs*: ``{name: list_lvs dict}`` of the VG's
+    visible LVs. The prologue needs both, and every LVM command is a whole
+    LVM start (issue 18), so one ``lvm fullreport`` replaces ``vgs`` plus
+    ``lvs``. fullreport also lists hidden sub-LVs (a thin pool's
+    ``[pool_tdata]``, lvmreport(7)); ``lvs`` does not, and neither does this.
+
+    Raises ValidationError for a bad VG name (before any command runs),
+    JobrootError if the VG does not exist, and CommandError for any other
+    failure of lvm.
+    """
+    report = fullreport(vg)
+    if report is None:
+        raise JobrootError("volume group %s not found" % vg)
+    row = report["vg"][0]
+    info = {"extent_size": int(row["vg_extent_size"]), "extent_count": int(row["vg_extent_count"]),
+            "free_count": int(row["vg_free_count"])}
+    return info, {r["lv_name"]: _lv_row(r) for r in report.get("lv", []) if not r["lv_name"].startswith("[")}
 
 
 def job_lvs(vg, tag=TAG):
@@ -286,7 +301,7 @@ def plan(vg, lv, existing, info, extents, thin_pool="", tag=TAG, max_lvs=None, c
 
     The one place for these decisions: :func:`create` and the lvm_jobvol
     module (also in check mode) both call it. *existing*: ``{name:
-    list_lvs dict}`` of *vg*. *info*: :func:`vg_info` of *vg*. *extents*:
+    list_lvs dict}`` of *vg*. *info*: the VG dict of :func:`vg_report`. *extents*:
     the wanted size in extents (int), or a callable returning it, called
     only when the LV is new (a slot's share costs LVM reports).
 
@@ -331,6 +346,13 @@ def create(vg, lv, extents, mountpoint, fstype="ext4", thin_pool="", tag=TAG,
     against the VG's free extents first, so an oversized request fails
     before anything is created. If mkfs or mount fails, the LV this call
     created is removed again.
+
+    LVM calls: one report (:func:`vg_report`, VG free extents and LVs
+    together), then ``lvcreate`` for a new LV. Raises ValidationError for a
+    bad name or path (before any command runs), NoFreeSlotError (see
+    :func:`plan`), JobrootError for an LV that is not ours or a missing VG,
+    CommandError if an LVM command or mkfs fails, and OSError if the mount
+    fails.
     """
     validate.volume_group(vg)
     validate.lv_name(lv)
@@ -341,8 +363,7 @@ def create(vg, lv, extents, mountpoint, fstype="ext4", thin_pool="", tag=TAG,
     device = dm_path(vg, lv)
     created = False
     with lock if lock is not None else _nolock():
-        existing = {x["name"]: x for x in list_lvs(vg)}
-        info = vg_info(vg)
+        info, existing = vg_report(vg)
         extents, new = plan(vg, lv, existing, info, extents, thin_pool, tag, max_lvs)
         if new:
             run(create_cmd(vg, lv, extents, info["extent_size"], thin_pool, tag))
@@ -370,6 +391,14 @@ class _nolock:
         return False
 
 
+def _removed(out, vg, lv):
+    # lvremove prints 'Logical volume "LV" successfully removed.' (lvm2
+    # 2.03.16, Debian bookworm) or with "VG/LV" (display_lvname, newer lvm2)
+    # on standard output; LC_ALL=C keeps it in English.
+    return re.search(r'Logical volume "(%s/)?%s" successfully removed' % (re.escape(vg), re.escape(lv)),
+                     out) is not None
+
+
 def remove(vg, lv, mountpoint=None, tag=TAG, lazy=False):
     """Unmount and remove job LV *vg*/*lv*; return True if anything changed.
 
@@ -378,9 +407,26 @@ def remove(vg, lv, mountpoint=None, tag=TAG, lazy=False):
     once the LV is unmounted, since it was made only to hold the mount). An
     LV that does not exist is fine (already gone); one without *tag* is
     refused. Never deletes files: the data goes with the LV.
+
+    One LVM call when the LV is there and ours (issue 18): ``lvremove
+    --select 'lv_name="LV" && lv_tags={"TAG"}' -- VG``, so lvm itself
+    removes only an LV of this name that carries *tag* (``{}`` is subset
+    matching, lvmreport(7), "Selection"), and only in *vg* (the positional
+    VG limits the selection). A selection that matches nothing exits 0 and
+    prints nothing (lvm2 2.03.16, tried on a loop-device VG), so success is
+    read from lvremove's "successfully removed" line; without it a second
+    call (``lvs``) tells "already gone" (no change) from "there but not
+    ours".
+
+    Raises ValidationError for a bad VG, LV or tag name or mount point
+    (before any command runs), JobrootError if the LV is still mounted after
+    the unmount, exists without *tag* (not ours, left in place), or is
+    still there after lvremove, and CommandError if an LVM command fails
+    (the VG does not exist, the LV is open).
     """
     validate.volume_group(vg)
     validate.lv_name(lv)
+    validate.lv_tag(tag)
     changed = False
     if mountpoint:
         validate.managed_path(mountpoint, "mount point")
@@ -388,13 +434,18 @@ def remove(vg, lv, mountpoint=None, tag=TAG, lazy=False):
             changed |= mounts.umount(mountpoint, lazy=lazy)
             if mounted_at(vg, lv, mountpoint):
                 raise JobrootError("%s is still mounted on %s" % (lv, mountpoint))
-    existing = {x["name"]: x for x in list_lvs(vg)}
-    if lv in existing:
-        if tag not in existing[lv]["tags"]:
+    out = run(["lvremove", "--yes", "--autobackup", "n",
+               "--select", 'lv_name="%s" && lv_tags={"%s"}' % (lv, tag), "--", vg])
+    if _removed(out, vg, lv):
+        changed = True
+    else:
+        left = {x["name"]: x for x in list_lvs(vg)}.get(lv)
+        if left is not None and tag not in left["tags"]:
             raise JobrootError("logical volume %s/%s has no tag %s: not ours, refusing to remove it"
                                % (vg, lv, tag))
-        run(["lvremove", "--yes", "--autobackup", "n", "--", "%s/%s" % (vg, lv)])
-        changed = True
+        if left is not None:
+            raise JobrootError("logical volume %s/%s is still there after lvremove: %s"
+                               % (vg, lv, out.strip() or "lvm said nothing"))
     if mountpoint and os.path.isdir(mountpoint) and not os.path.ismount(mountpoint):
         try:
             os.rmdir(mountpoint)

@@ -226,7 +226,7 @@ def main():
         out = dict(lv_name=lv, volume_group=vg, lv_path="/dev/%s/%s" % (vg, lv),
                    dm_path=lvm.dm_path(vg, lv), mountpoint=mountpoint, fstype=p["fstype"],
                    thin=bool(p["thin_pool"]))
-        existing = {x["name"]: x for x in lvm.list_lvs(vg)}
+        info, existing = lvm.vg_report(vg)
         mounted = lvm.mounted_at(vg, lv, mountpoint)
         before = "%s: %s\n" % (lv, ("mounted at " + mountpoint) if mounted else
                                "present, not mounted" if lv in existing else "absent")
@@ -235,7 +235,6 @@ def main():
             if changed and not module.check_mode:
                 lvm.remove(vg, lv, mountpoint, p["tag"])
             module.exit_json(changed=changed, diff=dict(before=before, after="%s: absent\n" % lv), **out)
-        info = lvm.vg_info(vg)
         # lvm.create's own decisions (size, tag); the slot count and free
         # space are checked when create acts, so check mode reports as before
         extents, _new = lvm.plan(vg, lv, existing, info, lambda: _size(p, info),

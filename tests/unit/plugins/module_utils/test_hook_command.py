@@ -20,7 +20,7 @@ import types
 
 import pytest
 
-from ansible_collections.hpc.jobroot.plugins.module_utils import config, hook_command
+from ansible_collections.hpc.jobroot.plugins.module_utils import config, hook_command, lifecycle
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import JobrootError, NoFreeSlotError
 
 ENTRY = pathlib.Path(__file__).resolve().parents[4] / "roles" / "job_hooks" / "files" / "jobroot.py"
@@ -60,8 +60,8 @@ def hook_fixture(tmp_path, monkeypatch):
         return hook.epilogue_outcome
 
     monkeypatch.setattr(hook_command.config, "load", load)
-    monkeypatch.setattr(hook_command.lifecycle, "prologue", prologue)
-    monkeypatch.setattr(hook_command.lifecycle, "epilogue", epilogue)
+    monkeypatch.setattr(lifecycle, "prologue", prologue)
+    monkeypatch.setattr(lifecycle, "epilogue", epilogue)
     monkeypatch.setattr(hook_command.syslog, "syslog", lambda *a: None)
     for name in ("SLURM_JOB_ID", "SLURM_JOB_USER", "SPANK_JOBROOT_IMAGE"):
         monkeypatch.delenv(name, raising=False)
@@ -263,7 +263,7 @@ def test_torque_prologue_os_error_is_a_requeue(hook):
 def test_torque_aborts_when_its_failures_cannot_be_counted(hook, monkeypatch, capsys):
     def cannot_count(cfg, job_id):
         raise OSError(30, "Read-only file system")
-    monkeypatch.setattr(hook_command.lifecycle, "note_failure", cannot_count)
+    monkeypatch.setattr(lifecycle, "note_failure", cannot_count)
     hook.outcome = NoFreeSlotError("no free slot")
     assert hook.main(["prologue", "--batch-system", "torque", "--"] + TORQUE_ARGS) == 1
     assert "aborted: its prologue failed 3 times" in capsys.readouterr().out
@@ -279,7 +279,7 @@ def test_an_unwritable_mom_log_changes_no_exit_code(hook):
 
 
 def test_status_prints_json_and_is_0(hook, monkeypatch, capsys):
-    monkeypatch.setattr(hook_command.lifecycle, "status", lambda cfg: {"jobs": {}, "pins": {}})
+    monkeypatch.setattr(lifecycle, "status", lambda cfg: {"jobs": {}, "pins": {}})
     assert hook.main(["status"]) == 0
     assert json.loads(capsys.readouterr().out) == {"jobs": {}, "pins": {}}
 
@@ -296,7 +296,7 @@ def test_gc_asks_the_batch_system_which_jobs_run(hook, monkeypatch, argv, alive,
     def gc(cfg, alive_, log):
         seen.append(alive_)
         return {"4711": ["unpin"]}
-    monkeypatch.setattr(hook_command.lifecycle, "gc", gc)
+    monkeypatch.setattr(lifecycle, "gc", gc)
     assert hook.main(argv) == 0
     assert json.loads(capsys.readouterr().out) == {"4711": ["unpin"]}
     if alive == "torque":
@@ -311,7 +311,7 @@ def test_gc_asks_the_batch_system_which_jobs_run(hook, monkeypatch, argv, alive,
 
 
 def test_gc_with_an_error_in_its_report_is_1(hook, monkeypatch):
-    monkeypatch.setattr(hook_command.lifecycle, "gc",
+    monkeypatch.setattr(lifecycle, "gc",
                         lambda cfg, alive, log: {"4711": "error: busy", "4712": ["unpin"]})
     assert hook.main(["gc", "--all"]) == 1
 
@@ -342,6 +342,23 @@ def test_slurm_alive_asks_squeue(tmp_path, monkeypatch):
     assert [hook_command.slurm_alive(j) for j in ("1", "2", "3", "4")] == [True, False, False, True]
     monkeypatch.setenv("PATH", str(tmp_path / "none"))
     assert hook_command.slurm_alive("1") is True  # no squeue: never sweep a job that may run
+
+
+def test_a_hook_start_imports_only_what_every_job_needs():
+    # Issue 18: every module imported at start is paid by every prologue and
+    # epilogue. lvm (with subprocess), torque and procs come with the job that
+    # needs them; dataclasses (inspect, ast, dis) and platform never.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    code = ("import sys\nfrom ansible_collections.hpc.jobroot.plugins.module_utils import hook_command, lifecycle\n"
+            "print(' '.join(sorted(sys.modules)))")
+    run = subprocess.run([sys.executable, "-S", "-c", code], env=env,
+                         capture_output=True, text=True, check=True, timeout=60)
+    modules = set(run.stdout.split())
+    ours = "ansible_collections.hpc.jobroot.plugins.module_utils."
+    assert {ours + "hook_command", ours + "lifecycle", ours + "bindtree"} <= modules
+    later = {"dataclasses", "inspect", "ast", "dis", "platform", "subprocess",
+             ours + "lvm", ours + "torque", ours + "procs"}
+    assert not modules & later
 
 
 def test_the_entry_script_runs_the_library(tmp_path):

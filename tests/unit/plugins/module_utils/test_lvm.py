@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.hpc.jobroot.plugins.module_utils import lvm
+from ansible_collections.hpc.jobroot.plugins.module_utils import config, faults, lifecycle, lvm
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import (
     CommandError, JobrootError, NoFreeSlotError, ValidationError)
 
@@ -57,7 +57,9 @@ def test_mkfs_commands_are_the_fast_ones():
 def test_reports_are_parsed(stub):
     stub.lvs = {"jobroot_1": {"extents": 5, "tags": ["hpc_jobroot"]},
                 "root": {"extents": 100, "tags": []}}
-    assert lvm.vg_info("vg-jobs") == {"extent_size": EXTENT, "extent_count": 1000, "free_count": 895}
+    info, lvs = lvm.vg_report("vg-jobs")
+    assert info == {"extent_size": EXTENT, "extent_count": 1000, "free_count": 895}
+    assert sorted(lvs) == ["jobroot_1", "root"] and lvs["jobroot_1"]["tags"] == ["hpc_jobroot"]
     assert [x["name"] for x in lvm.job_lvs("vg-jobs")] == ["jobroot_1"]
     assert lvm.list_lvs("vg-jobs")[1]["size_bytes"] == 100 * EXTENT
 
@@ -111,6 +113,86 @@ def test_foreign_lv_is_never_touched(stub):
     with pytest.raises(JobrootError, match="not ours"):
         lvm.remove("vg-jobs", "jobroot_9")
     assert "jobroot_9" in stub.lvs
+
+
+LVM_COMMANDS = ("lvm", "lvs", "vgs", "lvcreate", "lvremove")
+
+
+def lvm_calls(stub):
+    return [c for c in stub.calls if c[0] in LVM_COMMANDS]
+
+
+def test_prologue_volume_is_one_report_then_lvcreate(stub):
+    # Issue 18: the VG's free extents and its LVs come from one LVM start.
+    lvm.create("vg-jobs", "jobroot_7", 10, "/nonexistent-jobroot-test/7", max_lvs=2)
+    assert [c[:2] for c in lvm_calls(stub)] == [["lvm", "fullreport"], ["lvcreate", "--yes"]]
+    assert "jobroot_7" in stub.lvs
+
+
+def test_fullreport_hides_sub_lvs_as_lvs_does(stub):
+    stub.lvs = {"pool": {"extents": 100, "tags": []}, "[pool_tdata]": {"extents": 100, "tags": []}}
+    assert sorted(lvm.vg_report("vg-jobs")[1]) == ["pool"]
+
+
+@pytest.mark.parametrize("removed_as", ["lv", "vg/lv"])
+def test_epilogue_removal_is_one_lvm_call(stub, removed_as):
+    # Issue 18: when nothing is wrong, removing the job LV is one lvremove
+    # that selects it by name and tag in our VG; both spellings of lvm's
+    # "successfully removed" line count.
+    stub.removed_as = removed_as
+    stub.lvs = {"jobroot_5": {"extents": 10, "tags": ["hpc_jobroot"]},
+                "jobroot_6": {"extents": 10, "tags": ["hpc_jobroot"]}}
+    assert lvm.remove("vg-jobs", "jobroot_5") is True
+    assert lvm_calls(stub) == [
+        ["lvremove", "--yes", "--autobackup", "n", "--select",
+         'lv_name="jobroot_5" && lv_tags={"hpc_jobroot"}', "--", "vg-jobs"]]
+    assert sorted(stub.lvs) == ["jobroot_6"]
+
+
+def test_epilogue_leaves_an_untagged_lv_of_the_same_name(stub):
+    # Not ours: lvm's selection does not match it, and the second call says why.
+    stub.lvs = {"jobroot_5": {"extents": 10, "tags": ["someone_else"]}}
+    with pytest.raises(JobrootError, match="has no tag hpc_jobroot: not ours"):
+        lvm.remove("vg-jobs", "jobroot_5")
+    assert "jobroot_5" in stub.lvs
+    assert [c[0] for c in lvm_calls(stub)] == ["lvremove", "lvs"]
+
+
+def test_a_whole_epilogue_makes_one_lvm_call(stub, tmp_path, monkeypatch):
+    # The lifecycle's epilogue of a job whose root is no longer mounted: its
+    # LV goes with one lvremove, and nothing else starts LVM.
+    monkeypatch.delenv(faults.SWITCH, raising=False)
+    cfg = config.NodeConfig(volume_group="vg-jobs", slot_extents=10, run_dir=str(tmp_path / "run"),
+                            root_base=str(tmp_path / "roots"), pbs_home=str(tmp_path / "pbs"))
+    stub.lvs = {"jobroot_7": {"extents": 10, "tags": ["hpc_jobroot"]}}
+    actions = lifecycle.epilogue(cfg, "7")
+    assert "remove volume" in actions and stub.lvs == {}
+    assert [c[0] for c in lvm_calls(stub)] == ["lvremove"]
+
+
+def test_removal_of_a_gone_lv_is_no_change(stub):
+    assert lvm.remove("vg-jobs", "jobroot_5") is False
+    assert [c[0] for c in lvm_calls(stub)] == ["lvremove", "lvs"]
+
+
+def test_removal_reports_an_lv_that_lvremove_left(stub, monkeypatch):
+    # lvremove exits 0 and says nothing, yet our tagged LV is still there.
+    stub.lvs = {"jobroot_5": {"extents": 10, "tags": ["hpc_jobroot"]}}
+    real_run = stub.run
+    monkeypatch.setattr(lvm, "run", lambda cmd, timeout=120: "" if cmd[0] == "lvremove" else real_run(cmd))
+    with pytest.raises(JobrootError, match="still there after lvremove"):
+        lvm.remove("vg-jobs", "jobroot_5")
+
+
+def test_removal_in_a_missing_vg_fails(stub):
+    with pytest.raises(CommandError, match="not found"):
+        lvm.remove("vg-other", "jobroot_5")
+
+
+def test_removal_refuses_a_tag_that_could_change_the_selection(stub):
+    with pytest.raises(ValidationError):
+        lvm.remove("vg-jobs", "jobroot_5", tag='x"} || lv_name=root')
+    assert stub.calls == []
 
 
 def test_failed_mkfs_removes_the_new_lv(stub, monkeypatch):

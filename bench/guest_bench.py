@@ -498,21 +498,26 @@ def cmd_q3(opts):
             say("q3 rep %d %d GiB: prologue %.2f s, epilogue %.2f s" % (rep + 1, size, t_pro, t_epi))
     leftovers()
     cfg = conf_dir("q3-count", GIB_EXTENTS, slots=opts.roots + 4)
-    jobs = []
-    pro = []
-    try:
-        for k in range(1, opts.roots + 1):
-            job += 1
-            pro.append(hook("prologue", job, cfg)[0])
-            jobs.append(job)
-            say("q3 root %d: prologue %.2f s (%d roots present before)" % (k, pro[-1], k - 1))
-        mounts_at_max = len(mountinfo.read())
-    finally:
-        epi = []
-        for k, j in reversed(list(enumerate(jobs, start=1))):
-            epi.append((k, hook("epilogue", j, cfg)[0]))
-    epi = dict(epi)
-    res["by_count"] = [{"n": k, "prologue": pro[k - 1], "epilogue": epi[k]} for k in range(1, opts.roots + 1)]
+    # Repeated sweeps (issue 18): single runs scatter too much to judge the
+    # last root against the first; each count is reported as the median.
+    pro = {k: [] for k in range(1, opts.roots + 1)}
+    epi = {k: [] for k in range(1, opts.roots + 1)}
+    for sweep in range(opts.count_reps):
+        jobs = []
+        try:
+            for k in range(1, opts.roots + 1):
+                job += 1
+                pro[k].append(hook("prologue", job, cfg)[0])
+                jobs.append(job)
+                say("q3 sweep %d root %d: prologue %.2f s (%d roots present before)"
+                    % (sweep + 1, k, pro[k][-1], k - 1))
+            mounts_at_max = len(mountinfo.read())
+        finally:
+            for k, j in reversed(list(enumerate(jobs, start=1))):
+                epi[k].append(hook("epilogue", j, cfg)[0])
+    res["count_reps"] = opts.count_reps
+    res["by_count"] = [{"n": k, "prologue": statistics.median(pro[k]), "epilogue": statistics.median(epi[k]),
+                        "prologue_runs": pro[k], "epilogue_runs": epi[k]} for k in range(1, opts.roots + 1)]
     res["mountinfo_lines_at_max"] = mounts_at_max
     leftovers()
     print(json.dumps(res))
@@ -639,6 +644,7 @@ def main():
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--sizes", default="1,4,16,64,256")
     p.add_argument("--roots", type=int, default=32)
+    p.add_argument("--count-reps", type=int, default=1, help="sweeps of 1..roots; each count reported as the median")
     p = sub.add_parser("q4")
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--seq-mib", type=int, default=256)

@@ -14,7 +14,8 @@
                           its data disks are reset first; it is not stopped
 
 Questions 1-4 run inside the QEMU test guest on real LVM (sparse data disks),
-question 5 on the host (rsync and rename need no LVM). Every comparison
+question 5 on the host (rsync and rename need no LVM), question 6 (the
+site-wide run) from the host against the guest, after questions 1-4. Every comparison
 alternates its contenders (A B A B ...) within this one run and reports
 medians and ratios; nothing here asserts a time.
 
@@ -41,6 +42,7 @@ sys.path.insert(0, HERE)
 # pylint: disable=wrong-import-position
 import image_update  # noqa: E402
 import report  # noqa: E402
+import site_run  # noqa: E402
 
 GUEST = os.path.join(REPO, "tests", "guest", "guest.sh")
 GUESTS_DIR = os.path.join(REPO, ".build", "guests")
@@ -57,12 +59,12 @@ ANSIBLE_DISTS = ("ansible_core", "jinja2", "markupsafe", "pyyaml", "cryptography
 
 FULL = {"files": 2000, "q1": ["--reps", "5", "--warmup", "1", "--anatomy", "2"],
         "q2": ["--reps", "1", "--warmup", "0"],
-        "q3": ["--reps", "2", "--sizes", "1,4,16,64,256", "--roots", "32"],
+        "q3": ["--reps", "2", "--sizes", "1,4,16,64,256,1024", "--roots", "64", "--count-reps", "2"],
         "q4": ["--reps", "2", "--seq-mib", "128", "--lv-gib", "2", "--cow-gib", "1"],
-        "disks": ["--disks", "2", "--disk-size", "300G", "--memory", "2048"]}
+        "disks": ["--disks", "2", "--disk-size", "600G", "--memory", "2048"]}
 QUICK = {"files": 100, "q1": ["--reps", "2", "--warmup", "0", "--anatomy", "1"],
          "q2": ["--reps", "1", "--warmup", "0"],
-         "q3": ["--reps", "1", "--sizes", "1,4", "--roots", "3"],
+         "q3": ["--reps", "1", "--sizes", "1,4", "--roots", "3", "--count-reps", "1"],
          "q4": ["--reps", "1", "--seq-mib", "8", "--lv-gib", "1", "--cow-gib", "1"],
          "disks": ["--disks", "1", "--disk-size", "40G", "--memory", "2048"]}
 
@@ -202,7 +204,7 @@ def main(argv=None):
     parser.add_argument("--out", help="output directory (default: the repo for a full run, "
                                       ".build/bench-quick for --quick)")
     parser.add_argument("--wait", type=int, default=3600, help="seconds to wait for another guest to stop")
-    parser.add_argument("--only", help="comma list of questions to run (q1..q5); a partial run, for development")
+    parser.add_argument("--only", help="comma list of questions to run (q1..q6); a partial run, for development")
     parser.add_argument("--report", metavar="RESULTS_JSON",
                         help="run nothing: rewrite the report and plots from a results file of an earlier run")
     opts = parser.parse_args(argv)
@@ -211,7 +213,7 @@ def main(argv=None):
             results = json.load(handle)
         md_dir = opts.out or (REPO if os.path.abspath(opts.report) == os.path.join(HERE, "results.json")
                               else os.path.dirname(os.path.abspath(opts.report)))
-        done = [q for q in ("q1", "q2", "q3", "q4", "q5") if q in results]
+        done = [q for q in ("q1", "q2", "q3", "q4", "q5", "q6") if q in results]
         problems = report.check(results, set(done))
         if problems:
             print("bench: FAILED: malformed results:\n  " + "\n  ".join(problems))
@@ -229,7 +231,7 @@ def main(argv=None):
     else:
         out_dir = REPO
     os.makedirs(out_dir, exist_ok=True)
-    only = set((opts.only or "q1,q2,q3,q4,q5").split(","))
+    only = set((opts.only or "q1,q2,q3,q4,q5,q6").split(","))
     started = time.time()
     name = opts.guest or ("bench-quick" if opts.quick else "bench")
     guest = Guest(name)
@@ -248,7 +250,7 @@ def main(argv=None):
         if "q5" in only:
             log("q5 (host): image update with rsync --link-dest, and the symlink switch")
             results["q5"] = image_update.run(os.path.join(REPO, ".build", "bench-q5"), opts.quick, log)
-        if only & {"q1", "q2", "q3", "q4"}:
+        if only & {"q1", "q2", "q3", "q4", "q6"}:
             if opts.guest:
                 if not guest.running():
                     raise RuntimeError("guest %s is not running" % name)
@@ -277,6 +279,18 @@ def main(argv=None):
                         only = only - {q}
                         guest.run("reset", name, capture=False, check=False)
                         results["setup"] = guest_json(guest, "setup", "--files", str(plan["files"]))
+            if "q6" in only:
+                # site.yml makes its own volume group on the data disks
+                guest.run("reset", name, capture=False)
+                log("q6 (host against the guest): site.yml first and second runs")
+                t0 = time.monotonic()
+                try:
+                    results["q6"] = site_run.run(name, opts.quick, log)
+                    results["q6"]["wall_s"] = time.monotonic() - t0
+                except (RuntimeError, subprocess.CalledProcessError) as exc:
+                    log("q6 FAILED: %s" % exc)
+                    results.setdefault("failed", {})["q6"] = str(exc)
+                    only = only - {"q6"}
         results["duration_s"] = time.time() - started
         problems = report.check(results, only)
         problems += ["%s failed: %s" % kv for kv in sorted(results.get("failed", {}).items())]
@@ -298,6 +312,8 @@ def main(argv=None):
         md = report.write(results, json_path, out_dir, HERE if out_dir == REPO else out_dir)
         ok = True
         log("results: %s; report: %s" % (json_path, md))
+        for line in report.headline(results):
+            print("bench: %s" % line)
     except (Exception, KeyboardInterrupt, SystemExit) as exc:  # pylint: disable=broad-exception-caught
         log("FAILED: %s" % (exc,))
     finally:

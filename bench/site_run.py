@@ -1,0 +1,94 @@
+# -*- coding: utf-8 -*-
+# Copyright: hpc.jobroot contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Question 6 of the benchmark: the site-wide run (issue 18, item 3).
+
+playbooks/site.yml from this host (the controller) against the test guest:
+a first run on a fresh guest, then idempotent second runs. Each run is one
+``ansible-playbook`` process; its wall time and the controller's CPU
+seconds (user + system of it and every child it waited for: forks, ssh,
+rsync), from getrusage(RUSAGE_CHILDREN) around it. With one host, the CPU
+seconds of a second run are the controller's cost per host, which bounds
+how many nodes one controller serves per fork.
+
+Then the library install alone, the two one-task ways issue 18 names,
+alternating (none, synchronize, unarchive, none, ...) after one priming run
+each: bench/install_variants.yml with ``variant=none`` (the playbook's own
+cost), ``synchronize`` (the job_hooks role's task) or ``unarchive`` (a tar
+of the same files, built here). The role uses whichever is faster in a
+second run.
+"""
+
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+GUEST = os.path.join(REPO, "tests", "guest", "guest.sh")
+LIB = os.path.join(REPO, "plugins", "module_utils")
+VARIANTS = ("none", "synchronize", "unarchive")
+
+
+def _ansible_playbook():
+    here = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+    return here if os.path.exists(here) else "ansible-playbook"
+
+
+def _timed(argv, env):
+    """Run one ansible-playbook; return {"wall_s", "cpu_s", "changed"}. Raises RuntimeError on failure."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    proc = subprocess.run([_ansible_playbook()] + argv, env=env, capture_output=True, text=True, check=False)
+    wall = time.monotonic() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise RuntimeError("ansible-playbook %s failed (%d): %s" % (
+            os.path.basename(argv[-1]), proc.returncode, (proc.stdout + proc.stderr)[-2000:]))
+    changed = [int(n) for n in re.findall(r"\bchanged=(\d+)", proc.stdout)]
+    return {"wall_s": wall, "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+            "changed": sum(changed)}
+
+
+def run(name, quick, log):
+    """Answer question 6 against running guest *name* (its data disks freshly reset); return a dict."""
+    inventory = subprocess.run([GUEST, "inventory", name], capture_output=True, text=True,
+                               check=True).stdout.strip()
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".build"),
+               ANSIBLE_GATHERING="explicit", ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
+               ANSIBLE_HOST_KEY_CHECKING="False")
+    site = ["-i", inventory, "-e", json.dumps({"jobroot_hosts": name, "jobroot_slots": 2}),
+            "-e", "jobroot_pvs={{ guest_data_disks }}", os.path.join(REPO, "playbooks", "site.yml")]
+    # --quick (make test) answers only the second-run ratio: no install variants
+    out = {"second_reps": 1 if quick else 2, "variant_reps": 0 if quick else 2}
+    log("q6: site.yml, first run")
+    out["first"] = _timed(site, env)
+    out["second"] = []
+    for i in range(out["second_reps"]):
+        log("q6: site.yml, second run %d of %d" % (i + 1, out["second_reps"]))
+        out["second"].append(_timed(site, env))
+    if not out["variant_reps"]:
+        return out
+    with tempfile.TemporaryDirectory(prefix="hpc-jobroot-q6-") as tmp:
+        archive = os.path.join(tmp, "module_utils.tar.gz")
+        with tarfile.open(archive, "w:gz") as tar:
+            for entry in sorted(os.listdir(LIB)):
+                if entry.endswith(".py"):
+                    tar.add(os.path.join(LIB, entry), arcname=entry)
+        play = os.path.join(HERE, "install_variants.yml")
+        out["variants"] = {v: [] for v in VARIANTS}
+        for rep in range(out["variant_reps"] + 1):
+            for variant in VARIANTS:
+                res = _timed(["-i", inventory, "-e", json.dumps(
+                    {"variant": variant, "archive": archive, "library": LIB + "/", "bench_host": name}),
+                    play], env)
+                if rep:  # rep 0 primes: the first install of each way
+                    out["variants"][variant].append(res)
+        log("q6: install variants done")
+    return out

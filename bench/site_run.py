@@ -17,6 +17,12 @@ each: bench/install_variants.yml with ``variant=none`` (the playbook's own
 cost), ``synchronize`` (the job_hooks role's task) or ``unarchive`` (a tar
 of the same files, built here). The role uses whichever is faster in a
 second run.
+
+``--quick`` (make test) runs neither: :func:`from_phases` takes the first and
+second run from the molecule slurm scenario of the same ``make test``, whose
+converge is playbooks/site.yml on a fresh guest and whose idempotence is
+the second run (tests/guest/run-molecule.sh writes their seconds to
+$MOLECULE_PHASES_TSV).
 """
 
 import json
@@ -34,6 +40,8 @@ REPO = os.path.dirname(HERE)
 GUEST = os.path.join(REPO, "tests", "guest", "guest.sh")
 LIB = os.path.join(REPO, "plugins", "module_utils")
 VARIANTS = ("none", "synchronize", "unarchive")
+PHASES_TSV = os.path.join(REPO, ".build", "molecule", "phases.tsv")
+PHASES_SCENARIO = "slurm"
 
 
 def _ansible_playbook():
@@ -92,3 +100,35 @@ def run(name, quick, log):
                     out["variants"][variant].append(res)
         log("q6: install variants done")
     return out
+
+
+def from_phases(log, path=None):
+    """Question 6 without running site.yml: the molecule slurm scenario's converge and idempotence.
+
+    *path* is the phases file tests/guest/molecule-phases.py appends to (rows
+    scenario, action, seconds; default $MOLECULE_PHASES_TSV, else
+    .build/molecule/phases.tsv). Returns a dict shaped like :func:`run`'s
+    without the controller's CPU seconds (molecule does not measure them)
+    and with ``source`` "molecule". Raises RuntimeError when the file or
+    either phase is missing.
+    """
+    path = path or os.environ.get("MOLECULE_PHASES_TSV") or PHASES_TSV
+    phases = {}
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                fields = line.rstrip("\n").split("\t")
+                if len(fields) == 3 and fields[0] == PHASES_SCENARIO and fields[2].isdigit():
+                    phases[fields[1]] = int(fields[2])
+        age = time.time() - os.stat(path).st_mtime
+    except OSError as exc:
+        raise RuntimeError("no molecule phase times (%s): run the molecule slurm scenario first "
+                           "(tests/guest/run-molecule.sh slurm, or make molecule)" % exc) from exc
+    missing = [a for a in ("converge", "idempotence") if a not in phases]
+    if missing:
+        raise RuntimeError("%s has no %s phase of the %s scenario (did it fail?)" % (
+            path, " or ".join(missing), PHASES_SCENARIO))
+    log("q6: converge %d s, idempotence %d s from %s (written %.0f s ago)" % (
+        phases["converge"], phases["idempotence"], path, age))
+    return {"source": "molecule", "phases_tsv": path, "phases_age_s": age, "second_reps": 1, "variant_reps": 0,
+            "first": {"wall_s": float(phases["converge"])}, "second": [{"wall_s": float(phases["idempotence"])}]}

@@ -49,8 +49,22 @@ def _ansible_playbook():
     return here if os.path.exists(here) else "ansible-playbook"
 
 
+# ansible.posix.profile_tasks' recap: "<task name> ---...--- 1.23s"
+TASK_TIME = re.compile(r"^(?P<task>\S.*?) -{3,} (?P<s>\d+\.\d+)s\s*$")
+
+
+def _slowest(stdout, count=8):
+    """The *count* slowest tasks in profile_tasks' recap of *stdout*: [[name, seconds], ...]."""
+    tasks = [[m.group("task").strip(), float(m.group("s"))]
+             for m in (TASK_TIME.match(line) for line in stdout.splitlines()) if m]
+    return sorted(tasks, key=lambda t: -t[1])[:count]
+
+
 def _timed(argv, env):
-    """Run one ansible-playbook; return {"wall_s", "cpu_s", "changed"}. Raises RuntimeError on failure."""
+    """Run one ansible-playbook; return {"wall_s", "cpu_s", "changed", "slowest"}.
+
+    ``slowest`` lists the slowest tasks by ansible.posix.profile_tasks (enabled in *env*).
+    Raises RuntimeError on failure."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     proc = subprocess.run([_ansible_playbook()] + argv, env=env, capture_output=True, text=True, check=False)
@@ -61,7 +75,7 @@ def _timed(argv, env):
             os.path.basename(argv[-1]), proc.returncode, (proc.stdout + proc.stderr)[-2000:]))
     changed = [int(n) for n in re.findall(r"\bchanged=(\d+)", proc.stdout)]
     return {"wall_s": wall, "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
-            "changed": sum(changed)}
+            "changed": sum(changed), "slowest": _slowest(proc.stdout)}
 
 
 def run(name, quick, log):
@@ -70,7 +84,7 @@ def run(name, quick, log):
                                check=True).stdout.strip()
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".build"),
                ANSIBLE_GATHERING="explicit", ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
-               ANSIBLE_HOST_KEY_CHECKING="False")
+               ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks")
     site = ["-i", inventory, "-e", json.dumps({"jobroot_hosts": name, "jobroot_slots": 2}),
             "-e", "jobroot_pvs={{ guest_data_disks }}", os.path.join(REPO, "playbooks", "site.yml")]
     # --quick (make test) answers only the second-run ratio: no install variants

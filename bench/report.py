@@ -20,6 +20,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Issue 18: both phases together at most 0.9x the floor, each at most 1.0x; the
 # epilogue flat in size and root count (1.2x); a second site.yml run at most
 # 0.25x the first.
+# Question 7's configurations: A plain Slurm, B the job container plugin alone, C hpc.jobroot
+Q7_CONFIGS = ("plain", "container", "jobroot")
+Q7_NAMES = {"plain": "A: plain Slurm", "container": "B: job container plugin alone",
+            "jobroot": "C: hpc.jobroot (slurm_node role)"}
 TARGETS = {"q1": 0.9, "q1_phase": 1.0, "q2": 5.0, "q3_size": 1.2, "q3_count": 1.3, "q3_epilogue": 1.2,
            "q4_seq": 0.95, "rss_mib": 30.0, "q6": 0.25}
 
@@ -40,7 +44,7 @@ def _nums(values, what, problems, count=None):
 
 
 def check(res, questions):
-    """Return a list of problems with the shape of *res* for the *questions* (set of "q1".."q6")."""
+    """Return a list of problems with the shape of *res* for the *questions* (set of "q1".."q7")."""
     p = []
     if "q1" in questions:
         q = res.get("q1") or {}
@@ -51,6 +55,8 @@ def check(res, questions):
         _nums(list((q.get("hook_self_rss_kib") or {}).values()), "q1 hook self RSS", p, 2)
         if not q.get("anatomy") or not q.get("floor_anatomy"):
             p.append("q1: no anatomy")
+        ps = q.get("python_start") or {}
+        _nums([ps.get("bare"), ps.get("prologue"), ps.get("epilogue")], "q1 python start-up", p, 3)
     if "q2" in questions:
         q = res.get("q2") or {}
         for who in ("hook", "ansible"):
@@ -88,11 +94,21 @@ def check(res, questions):
     if "q6" in questions:
         q = res.get("q6") or {}
         runs = [q.get("first") or {}] + list(q.get("second") or [])
-        _nums([r.get("wall_s") for r in runs] + [r.get("cpu_s") for r in runs], "q6 site.yml runs", p,
-              2 * (1 + (q.get("second_reps") or 0)))
+        if q.get("source") == "molecule":  # --quick: molecule's phase times, no CPU seconds
+            _nums([r.get("wall_s") for r in runs], "q6 molecule converge and idempotence", p, 2)
+        else:
+            _nums([r.get("wall_s") for r in runs] + [r.get("cpu_s") for r in runs], "q6 site.yml runs", p,
+                  2 * (1 + (q.get("second_reps") or 0)))
         for variant in ("none", "synchronize", "unarchive") if q.get("variant_reps") else ():
             _nums([r.get("wall_s") for r in (q.get("variants") or {}).get(variant, [])],
                   "q6 install %s" % variant, p, q.get("variant_reps"))
+    if "q7" in questions:
+        q = res.get("q7") or {}
+        for cfg in Q7_CONFIGS:
+            for key in ("srun", "srun_idle", "sbatch", "sbatch_running", "switch"):
+                _nums((q.get(cfg) or {}).get(key), "q7 %s %s" % (cfg, key), p, q.get("reps"))
+        for key in ("prolog", "epilog"):
+            _nums((q.get("anatomy") or {}).get(key), "q7 timed %s" % key, p)
     return p
 
 
@@ -150,8 +166,9 @@ def _env_section(res):
              "| emulator | %s, **software emulation (TCG, no KVM)**, 2 virtual CPUs |" % h.get("qemu")]
     if g:
         lines += [
-            "| guest | Debian %s, kernel %s, %s CPUs (%s), %d MiB RAM |" % (
-                g.get("debian"), g.get("kernel"), g.get("cpus"), g.get("cpu_model"), g.get("mem_mib", 0)),
+            "| guest | Debian %s (%s), kernel %s, %s CPUs (%s), %d MiB RAM |" % (
+                g.get("debian"), g.get("suite") or res.get("guest_suite", "?"), g.get("kernel"), g.get("cpus"),
+                g.get("cpu_model"), g.get("mem_mib", 0)),
             "| guest tools | %s; e2fsprogs %s; util-linux %s; %s; Python %s |" % (
                 g.get("lvm"), g.get("mkfs_ext4"), g.get("util_linux"), g.get("fio"), g.get("python")),
             "| data disks | %s raw sparse files on the host (virtio-blk, cache=unsafe), one VG `%s` "
@@ -160,9 +177,17 @@ def _env_section(res):
         lines.append("| Ansible (question 2) | %s, the project's pinned version, copied from its .venv "
                      "into the guest (no network there); run on the guest's Python |"
                      % res["q2"].get("ansible_version"))
+    elif res.get("guest_suite"):
+        lines.append("| guest | Debian %s |" % res["guest_suite"])
+    if res.get("q7"):
+        lines.append("| Slurm (questions 6 and 7) | %s from the guest's Debian packages, as "
+                     "playbooks/site.yml installs it; `%s` |" % (
+                         res["q7"].get("slurm"), res["q7"].get("conf_lines", {}).get("JobContainerType")
+                         or res["q7"].get("conf_lines", {}).get("NamespaceType") or "no job container plugin"))
     lines.append("| host tools (question 5) | %s; Python %s |" % (h.get("rsync"), h.get("python")))
-    lines += ["", "Questions 1-4 ran inside the guest on real LVM; question 5 ran on the host "
-              "(rsync and rename(2) need no device-mapper), natively.", ""]
+    lines += ["", "Questions 1-4 and 7 ran inside the guest on real LVM; question 5 ran on the host "
+              "(rsync and rename(2) need no device-mapper), natively; question 6 from the host (the "
+              "Ansible controller) against the guest.", ""]
     return lines
 
 
@@ -234,9 +259,7 @@ def _anatomy(q):
     lines = ["### Where the time goes", "",
              "The library's prologue and epilogue run in one Python process with its building blocks "
              "timed (%d runs, medians), next to a traced floor run (bash `set -x` with "
-             "`$EPOCHREALTIME`). Python start-up is measured apart: a bare `python3 -I -c pass` took "
-             "%s s, one that imports the hook's modules %s s." % (
-                 len(runs), fmt_s(ps.get("bare", 0)), fmt_s(ps.get("with_library", 0))), ""]
+             "`$EPOCHREALTIME`)." % len(runs), ""] + _python_start(ps)
     for phase in ("prologue", "epilogue"):
         spent, count, total = _avg_anatomy(runs, phase)
         fspent = {k: med([r[phase]["spent"].get(k, 0.0) for r in fruns]) for k in
@@ -256,6 +279,36 @@ def _anatomy(q):
                 b[0], fmt_s(b[1]) if b[1] is not None else ""))
         lines.append("")
     return lines
+
+
+def _python_start(ps):
+    """Lines on Python start-up measured apart, and what is left of the hook's cost beyond it."""
+    if not ps.get("prologue"):
+        return []
+    bare = ps["bare"]
+    mods = ps.get("modules", {})
+    return ["Python start-up, measured apart (medians): a bare `python3 -I -c pass` %s s; one that imports "
+            "exactly the modules the hook imports for its prologue (%s modules, listed by `python3 -X "
+            "importtime` on a real prologue) %s s, for its epilogue (%s modules) %s s. So the imports cost "
+            "%s s per prologue and %s s per epilogue, and Python itself %s s per call; a shell script pays "
+            "neither, but bash's own start is not free either (the floor's time includes it)." % (
+                fmt_s(bare), mods.get("prologue", "?"), fmt_s(ps["prologue"]), mods.get("epilogue", "?"),
+                fmt_s(ps["epilogue"]), fmt_s(max(ps["prologue"] - bare, 0.0)),
+                fmt_s(max(ps["epilogue"] - bare, 0.0)), fmt_s(bare)), ""]
+
+
+def _python_left(q):
+    """'What is left': the hook's time beyond Python start-up and imports, against the floor's."""
+    ps = q.get("python_start") or {}
+    out = []
+    for phase in ("prologue", "epilogue"):
+        if not ps.get(phase):
+            return ""
+        work = med(q["hook"][phase]) - ps[phase]
+        floor_s = med(q["floor"][phase])
+        out.append("%s %s s (the floor's whole %s: %s s)" % (phase, fmt_s(work), phase, fmt_s(floor_s)))
+    return ("What is left after Python start-up and imports: %s; that is the per-job work itself "
+            "(LVM commands, mkfs, mounts), which the shell floor does too." % "; ".join(out))
 
 
 def _lvm_extra(q, phase):
@@ -447,8 +500,32 @@ def _q5(res):
     return lines
 
 
+def _q6_molecule(q):
+    first, second = q["first"], q["second"][0]
+    r6 = ratio(second["wall_s"], first["wall_s"])
+    return ["## 6. The site-wide run (from molecule's phase times)", "",
+            "Not run again here: taken from the molecule slurm scenario of the same run "
+            "(%s, written %.0f s before): its converge is playbooks/site.yml on a fresh trixie guest, "
+            "its idempotence the second run. Molecule's phase times include `ansible-playbook`'s own "
+            "start and converge.yml's play that finds the data disks; no controller CPU seconds "
+            "(`make bench` measures those)." % (q.get("phases_tsv"), q.get("phases_age_s", 0)), "",
+            "| run | wall (s) |", "|---|---|",
+            "| first (converge) | %s |" % fmt_s(first["wall_s"]),
+            "| second (idempotence) | %s |" % fmt_s(second["wall_s"]), "",
+            "Target: a second run at most %.2fx the first. Measured %.2fx: %s." % (
+                TARGETS["q6"], r6, verdict(r6 <= TARGETS["q6"])), ""], r6, None
+
+
+def _q6_slowest(q):
+    """Text naming the slowest tasks of the (first) second run, from profile_tasks."""
+    tasks = (q["second"][0].get("slowest") or []) if q.get("second") else []
+    return ", ".join("%s (%s s)" % (name, fmt_s(secs)) for name, secs in tasks[:5])
+
+
 def _q6(res):
     q = res["q6"]
+    if q.get("source") == "molecule":
+        return _q6_molecule(q)
     first, second = q["first"], q["second"]
     w2 = med([r["wall_s"] for r in second])
     c2 = med([r["cpu_s"] for r in second])
@@ -469,6 +546,9 @@ def _q6(res):
               "core keeps about %.1f nodes' second runs going at once (with `forks` at least that); past "
               "that, the controller's CPU, not the nodes, sets the pace." % (
                   TARGETS["q6"], r6, verdict(r6 <= TARGETS["q6"]), fmt_s(c2), fmt_s(w2), ratio(w2, c2)), ""]
+    if _q6_slowest(q):
+        lines += ["The slowest tasks of the first second run (ansible.posix.profile_tasks): %s." % _q6_slowest(q),
+                  ""]
     if not q.get("variant_reps"):
         return lines, r6, c2
     lines += ["### Installing the library in one task: which way", "",
@@ -493,6 +573,65 @@ def _q6(res):
     return lines, r6, c2
 
 
+def _q7(res):
+    q = res["q7"]
+    m = {cfg: {k: med(q[cfg][k]) for k in ("srun", "srun_idle", "sbatch", "sbatch_running", "switch")}
+         for cfg in Q7_CONFIGS}
+    a, b, c = m["plain"], m["container"], m["jobroot"]
+    an = q.get("anatomy") or {}
+    pro, epi = med(an.get("prolog") or [0]), med(an.get("epilog") or [0])
+    conf = q.get("conf_lines", {})
+    lines = ["## 7. Job start latency under Slurm, end to end", "",
+             "On the guest that question 6 provisioned with playbooks/site.yml (%s, munge, slurmctld and "
+             "slurmd under systemd, one node), three configurations, switched by rewriting slurm.conf and "
+             "restarting slurmctld then slurmd, and alternating one by one (A B C A B C ...): %d rounds "
+             "after %d warm-up round. **A** plain Slurm: no `Prolog`, `Epilog`, `PrologFlags`, job container "
+             "plugin or SPANK plugin; **B** the job container plugin alone as the slurm_node role configures "
+             "it (`%s`, `%s`), no Prolog/Epilog, no SPANK plugin; **C** hpc.jobroot exactly as the role "
+             "configures it (`%s`, `%s`, the SPANK plugin `%s`): per job an LV of %.0f GiB, %s, the binds, "
+             "chroot. After each switch one untimed job checks the configuration: its `/` was `%s` in A, "
+             "`%s` in B and `%s` in C. Jobs are submitted by an ordinary user; times are wall-clock in the "
+             "guest around the command. `srun /bin/true` returns before its Epilog runs, so the time until "
+             "the node is idle again is given too; the `sbatch` of `sleep 1` is timed from submission "
+             "until `scontrol` shows it COMPLETED (its Epilog done), polling every 0.1 s. The role's "
+             "configuration is restored at the end (a job's `/` then: `%s`). Question 7 took %s s." % (
+                 q.get("slurm"), q["reps"], q.get("warmup", 1), conf.get("PrologFlags") or "PrologFlags unset",
+                 conf.get("JobContainerType") or conf.get("NamespaceType") or "no job container plugin",
+                 conf.get("Prolog"), conf.get("Epilog"), q.get("spank", "").split(" ")[1] if " " in
+                 q.get("spank", "") else q.get("spank"), q.get("slot_bytes", 0) / 2 ** 30, q.get("fstype"),
+                 q["plain"]["root"], q["container"]["root"], q["jobroot"]["root"], q.get("restored_root"),
+                 fmt_s(q.get("seconds", q.get("wall_s", 0)))), "",
+             "| configuration | `srun /bin/true` (s) | srun until idle (s) | `sbatch` 1-s job to COMPLETED (s) "
+             "| sbatch until RUNNING (s) |", "|---|---|---|---|---|"]
+    for cfg in Q7_CONFIGS:
+        lines.append("| %s | %s | %s | %s | %s |" % (
+            Q7_NAMES[cfg], fmt_s(m[cfg]["srun"]), fmt_s(m[cfg]["srun_idle"]), fmt_s(m[cfg]["sbatch"]),
+            fmt_s(m[cfg]["sbatch_running"])))
+    lines += ["", "| | srun added (s) | srun ratio | sbatch added (s) | sbatch ratio |", "|---|---|---|---|---|",
+              "| B against A (job container) | %s | %.2fx | %s | %.2fx |" % (
+                  fmt_s(b["srun"] - a["srun"]), ratio(b["srun"], a["srun"]), fmt_s(b["sbatch"] - a["sbatch"]),
+                  ratio(b["sbatch"], a["sbatch"])),
+              "| C against A (hpc.jobroot) | %s | %.2fx | %s | %.2fx |" % (
+                  fmt_s(c["srun"] - a["srun"]), ratio(c["srun"], a["srun"]), fmt_s(c["sbatch"] - a["sbatch"]),
+                  ratio(c["sbatch"], a["sbatch"])),
+              "| C against B (our hooks alone) | %s | %.2fx | %s | %.2fx |" % (
+                  fmt_s(c["srun"] - b["srun"]), ratio(c["srun"], b["srun"]), fmt_s(c["sbatch"] - b["sbatch"]),
+                  ratio(c["sbatch"], b["sbatch"])), "",
+              "Where the time goes: in one more configuration, C with its `Prolog` and `Epilog` wrapped by a "
+              "script that logs their start and end (%d srun and %d sbatch jobs, not in the rounds above), "
+              "the role's Prolog (the hook's prologue: LV, mkfs, mounts) took %s s and its Epilog (detach "
+              "in job namespaces, the hook's epilogue) %s s (medians). With `PrologFlags=Alloc` the Prolog "
+              "runs before the job's first step, so an srun waits for it: of C's %s s over B, %s s is the "
+              "Prolog and %s s the rest (the SPANK plugin's chroot in each step, slurmd's bookkeeping). The "
+              "Epilog runs after srun returns: it is in the time until the node is idle (C %s s over B) and "
+              "in the sbatch time, where C adds %s s over B for Prolog %s s + Epilog %s s." % (
+                  len((an.get("jobs") or {}).get("srun", [])), len((an.get("jobs") or {}).get("sbatch", [])),
+                  fmt_s(pro), fmt_s(epi), fmt_s(c["srun"] - b["srun"]), fmt_s(pro),
+                  fmt_s(c["srun"] - b["srun"] - pro), fmt_s(c["srun_idle"] - b["srun_idle"]),
+                  fmt_s(c["sbatch"] - b["sbatch"]), fmt_s(pro), fmt_s(epi)), ""]
+    return lines, m, pro, epi
+
+
 def _targets(summary):
     lines = ["## Targets", "", "| target | measured | verdict |", "|---|---|---|"]
     for row in summary:
@@ -507,26 +646,31 @@ def _targets(summary):
     return lines
 
 
+def _more(delta):
+    """'0.84 s more' or '0.31 s less' for a difference in seconds."""
+    return "%s s %s" % (fmt_s(abs(delta)), "more" if delta >= 0 else "less")
+
+
 def _q1_why(q, r_tot):
     extra_pro, secs_pro = _lvm_extra(q, "prologue")
     extra_epi, secs_epi = _lvm_extra(q, "epilogue")
     ps = q.get("python_start", {})
     d_pro = med(q["hook"]["prologue"]) - med(q["floor"]["prologue"])
     d_epi = med(q["hook"]["epilogue"]) - med(q["floor"]["epilogue"])
-    bare, lib = ps.get("bare", 0), ps.get("with_library", 0)
-    return ("the hook takes %s s more per prologue and %s s more per epilogue (%.2fx in all). LVM commands "
+    bare = ps.get("bare", 0)
+    return ("the hook takes %s per prologue and %s per epilogue than the floor (%.2fx in all). LVM commands "
             "the floor does not run: prologue %s (%s s), epilogue %s (%s s). Python start-up, measured "
-            "apart: a bare `python3 -I -c pass` %s s, one importing the hook's modules %s s, so the "
-            "imports cost %s s per call; a shell script pays neither. What is left is that fixed cost: "
-            "a Python process cannot start as fast as bash under emulation, and the library's modules "
-            "(dataclasses, argparse, subprocess, re, ctypes) are what the hook needs." % (
-                fmt_s(d_pro), fmt_s(d_epi), r_tot, ", ".join(extra_pro) or "none", fmt_s(secs_pro),
-                ", ".join(extra_epi) or "none", fmt_s(secs_epi), fmt_s(bare), fmt_s(lib),
-                fmt_s(max(lib - bare, 0.0))))
+            "apart: a bare `python3 -I -c pass` %s s; the prologue's imports %s s more, the epilogue's "
+            "%s s more; a shell script pays neither. %s" % (
+                _more(d_pro), _more(d_epi), r_tot, ", ".join(extra_pro) or "none", fmt_s(secs_pro),
+                ", ".join(extra_epi) or "none", fmt_s(secs_epi), fmt_s(bare),
+                fmt_s(max(ps.get("prologue", bare) - bare, 0.0)), fmt_s(max(ps.get("epilogue", bare) - bare, 0.0)),
+                _python_left(q)))
 
 
 def headline(res):
-    """The ratios `make bench-quick` prints: the floor ratio and the second-run ratio (list of str)."""
+    """The ratios bench/run.py prints at the end: the floor ratio, the second-run ratio and, in a
+    full run, question 7's (list of str)."""
     out = []
     if res.get("q1"):
         q = res["q1"]
@@ -536,13 +680,26 @@ def headline(res):
                    "epilogue %.2fx)" % (ratio(med(tot_h), med(tot_f)),
                                         ratio(med(q["hook"]["prologue"]), med(q["floor"]["prologue"])),
                                         ratio(med(q["hook"]["epilogue"]), med(q["floor"]["epilogue"]))))
-    if res.get("q6"):
+    if res.get("q6") and res["q6"].get("source") == "molecule":
+        q = res["q6"]
+        w2 = q["second"][0]["wall_s"]
+        out.append("second-run ratio (site.yml second/first run): %.2fx (%s s / %s s), from the molecule slurm "
+                   "scenario's idempotence/converge phases of this run (%s), not re-run here" % (
+                       ratio(w2, q["first"]["wall_s"]), fmt_s(w2), fmt_s(q["first"]["wall_s"]),
+                       os.path.relpath(q["phases_tsv"], REPO)))
+    elif res.get("q6"):
         q = res["q6"]
         w2 = med([r["wall_s"] for r in q["second"]])
         out.append("second-run ratio (site.yml second/first run): %.2fx (%s s / %s s; controller CPU per "
                    "host, second run: %s s)" % (ratio(w2, q["first"]["wall_s"]), fmt_s(w2),
                                                 fmt_s(q["first"]["wall_s"]),
                                                 fmt_s(med([r["cpu_s"] for r in q["second"]]))))
+    if res.get("q7"):
+        q = res["q7"]
+        for key in ("srun", "sbatch"):
+            a, b, c = (med(q[cfg][key]) for cfg in Q7_CONFIGS)
+            out.append("%s: hpc.jobroot %s s (%.2fx plain Slurm), job container alone %s s (%.2fx), plain %s s"
+                       % (key, fmt_s(c), ratio(c, a), fmt_s(b), ratio(b, a), fmt_s(a)))
     return out
 
 
@@ -643,7 +800,7 @@ def write(res, json_path, md_dir, png_dir):
     minutes = res.get("duration_s", 0) / 60.0
     lines = ["# Benchmarks", "",
              "Written by `%s` on %s; the run took %.1f minutes. Raw numbers: [%s](%s). Regenerate with "
-             "`make bench` (about 20 minutes: it boots the test guest, see tests/guest/guest.sh)." % (
+             "`make bench` (about 40 minutes: it boots the test guest, see tests/guest/guest.sh)." % (
                  "bench/run.py --quick" if res.get("quick") else "make bench", res.get("started"), minutes,
                  os.path.relpath(json_path, REPO), os.path.relpath(json_path, md_dir)), "",
              "**How to read these numbers.** Questions 1-4 ran inside a QEMU guest under *software "
@@ -669,6 +826,12 @@ def write(res, json_path, md_dir, png_dir):
                             _q1_why(res["q1"], r1)))
         summary.append(("peak RSS of the hook command under %.0f MiB" % TARGETS["rss_mib"],
                         "%.1f MiB" % rss_peak, verdict(rss_peak < TARGETS["rss_mib"]), ""))
+        ps = res["q1"].get("python_start") or {}
+        if ps.get("prologue"):
+            summary.append(("Python start-up, measured apart: bare; with the prologue's imports; with the "
+                            "epilogue's imports", "%s s; %s s; %s s" % (
+                                fmt_s(ps["bare"]), fmt_s(ps["prologue"]), fmt_s(ps["epilogue"])), "(reported)",
+                            ""))
     if res.get("q2"):
         q2_lines, r2 = _q2(res)
         body += q2_lines
@@ -718,8 +881,22 @@ def write(res, json_path, md_dir, png_dir):
                         verdict(r6 <= TARGETS["q6"]), "" if r6 <= TARGETS["q6"] else
                         "a second run still starts a module on the node for every task that checks "
                         "state (apt, file, template, systemd); under TCG each module start costs about "
-                        "a second of the guest's Python. The per-task table in section 6 names them."))
-        summary.append(("controller CPU per host, second site.yml run", "%s s" % fmt_s(c6), "(reported)", ""))
+                        "a second of the guest's Python. %s" % (
+                            "Its slowest tasks: %s." % _q6_slowest(res["q6"]) if _q6_slowest(res["q6"]) else
+                            "Molecule's phase times do not say which tasks; `make bench` lists them.")))
+        if c6 is not None:
+            summary.append(("controller CPU per host, second site.yml run", "%s s" % fmt_s(c6), "(reported)", ""))
+    if res.get("q7"):
+        q7_lines, m7, pro7, epi7 = _q7(res)
+        body += q7_lines
+        for what, key in (("`srun /bin/true`", "srun"), ("`sbatch` of a 1-second job, submit to completion", "sbatch")):
+            a, b, c = m7["plain"][key], m7["container"][key], m7["jobroot"][key]
+            summary.append(("%s: hpc.jobroot and the job container against plain Slurm" % what,
+                            "C %s s (+%s s, %.2fx); B %s s (+%s s, %.2fx); A %s s" % (
+                                fmt_s(c), fmt_s(c - a), ratio(c, a), fmt_s(b), fmt_s(b - a), ratio(b, a),
+                                fmt_s(a)), "(reported)", ""))
+        summary.append(("where hpc.jobroot's job start time goes", "Prolog %s s, Epilog %s s" % (
+            fmt_s(pro7), fmt_s(epi7)), "(reported)", ""))
     for q, msg in sorted(res.get("failed", {}).items()):
         summary.append(("question %s" % q[1:], "**failed in this run**", "-", msg[-600:]))
     lines += _targets(summary)
@@ -730,11 +907,15 @@ def write(res, json_path, md_dir, png_dir):
               "copies the library, the hook, bench/guest_bench.py, bench/floor.sh, ansible-core and the "
               "collection into it, runs `python3 /opt/hpc-jobroot-bench/guest_bench.py setup|q1|q2|q3|q4` "
               "there (arguments in results.json, key `plan`), question 5 on the host "
-              "(bench/image_update.py), then writes this file and the plots; the guest is stopped on "
-              "every exit." % " ".join(res.get("plan", {}).get("disks", [])),
-              "* `make bench-quick` (run by hand; not a step of `make test`, for time): `bench/run.py --quick`, the same with tiny "
-              "sizes, written to .build/bench-quick/; it fails only if a question produced no or "
-              "malformed results.",
+              "(bench/image_update.py), question 6 from the host (bench/site_run.py, "
+              "bench/install_variants.yml), question 7 in the guest (`guest_bench.py q7`), then writes "
+              "this file and the plots; the guest is stopped on every exit." % " ".join(
+                  res.get("plan", {}).get("disks", [])),
+              "* `make bench-quick`: `bench/run.py --quick`: question 1 at a tiny size and question 6's "
+              "second-run ratio from the molecule slurm scenario's phase times, written to "
+              ".build/bench-quick/; it fails only if a question produced no or malformed results. "
+              "`make molecule` (in `make test`) runs it on its trixie guest after the trixie scenarios "
+              "(`MOLECULE_BENCH_QUICK=1 tests/guest/run-molecule.sh`).",
               "* `bench/run.py --guest NAME` uses a running guest; `--only q1,q3` runs a subset "
               "(written under the output directory, never over this file's results).", ""]
     path = os.path.join(md_dir, "BENCHMARKS.md")

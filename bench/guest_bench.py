@@ -682,7 +682,8 @@ SLURM_CONF = "/etc/slurm/slurm.conf"
 SPANK_CONF = "/etc/slurm/plugstack.conf.d/hpc-jobroot.conf"
 SPANK_OFF = SPANK_CONF + ".q7-off"  # plugstack.conf includes plugstack.conf.d/*.conf only
 Q7_SAVED = BENCH + "/q7-slurm.conf"
-Q7_HOOK_TIMES = BENCH + "/q7-hooks.tsv"
+# where the timed Prolog/Epilog write: slurmd writes its own log in this directory
+Q7_HOOK_TIMES = "/var/log/slurm/hpc-jobroot-bench-q7.tsv"
 # A plain Slurm, B the job container plugin alone, C hpc.jobroot: the slurm.conf
 # keys each one drops from the role's slurm.conf (B keeps PrologFlags=Contain,
 # which job_container/tmpfs needs).
@@ -836,6 +837,31 @@ def q7_root_source():
     return as_user(["srun", "-D", home(), "df", "--output=source", "/"])[1].split()[-1]
 
 
+def q7_anatomy(saved, reps):
+    """C with the role's Prolog and Epilog timed by wrappers: *reps* srun and *reps* sbatch jobs;
+    return {"jobs": {"srun": [s], "sbatch": [s]}, "prolog": [s], "epilog": [s]}."""
+    q7_wrappers(saved)
+    if os.path.exists(Q7_HOOK_TIMES):
+        os.unlink(Q7_HOOK_TIMES)
+    q7_switch(saved, "jobroot", timed_hooks=True)
+    jobs = {"srun": [], "sbatch": []}
+    for _rep in range(reps):
+        jobs["srun"].append(q7_srun()[0])
+        jobs["sbatch"].append(q7_sbatch()[0])
+    hooks = {"prolog": [], "epilog": []}
+    with open(Q7_HOOK_TIMES, encoding="utf-8") as handle:
+        for line in handle:
+            _job, name, begin, end, status = line.split()
+            if status != "0":
+                raise RuntimeError("the role's %s exited %s in the timed run" % (name, status))
+            hooks[name].append(float(end) - float(begin))
+    os.unlink(Q7_HOOK_TIMES)
+    if len(hooks["prolog"]) != 2 * reps or len(hooks["epilog"]) != 2 * reps:
+        raise RuntimeError("timed Prolog/Epilog runs: %d/%d, expected %d each" % (
+            len(hooks["prolog"]), len(hooks["epilog"]), 2 * reps))
+    return {"jobs": jobs, "prolog": hooks["prolog"], "epilog": hooks["epilog"]}
+
+
 def cmd_q7(opts):
     if not os.path.exists(SLURM_CONF):
         raise RuntimeError("%s missing: question 7 needs the guest playbooks/site.yml provisioned "
@@ -881,26 +907,13 @@ def cmd_q7(opts):
                                      ("sbatch_running", sbatch_running), ("switch", switch)):
                         res[cfg][key].append(val)
         # where hpc.jobroot's time goes: the role's Prolog and Epilog timed by wrappers
-        # (an extra configuration, not one of the timed rounds)
-        q7_wrappers(saved)
-        if os.path.exists(Q7_HOOK_TIMES):
-            os.unlink(Q7_HOOK_TIMES)
-        q7_switch(saved, "jobroot", timed_hooks=True)
-        anatomy = {"srun": [], "sbatch": []}
-        for _rep in range(opts.anatomy):
-            anatomy["srun"].append(q7_srun()[0])
-            anatomy["sbatch"].append(q7_sbatch()[0])
-        hooks = {"prolog": [], "epilog": []}
-        with open(Q7_HOOK_TIMES, encoding="utf-8") as handle:
-            for line in handle:
-                _job, name, begin, end, status = line.split()
-                if status != "0":
-                    raise RuntimeError("the role's %s exited %s in the timed run" % (name, status))
-                hooks[name].append(float(end) - float(begin))
-        if len(hooks["prolog"]) != 2 * opts.anatomy or len(hooks["epilog"]) != 2 * opts.anatomy:
-            raise RuntimeError("timed Prolog/Epilog runs: %d/%d, expected %d each" % (
-                len(hooks["prolog"]), len(hooks["epilog"]), 2 * opts.anatomy))
-        res["anatomy"] = {"jobs": anatomy, "prolog": hooks["prolog"], "epilog": hooks["epilog"]}
+        # (an extra configuration, not one of the timed rounds); a failure here is
+        # reported, the rounds above stand
+        try:
+            res["anatomy"] = q7_anatomy(saved, opts.anatomy)
+        except (RuntimeError, OSError, ValueError) as exc:
+            say("q7: timing the Prolog and Epilog failed: %s" % exc)
+            res["anatomy_error"] = str(exc)[-600:]
     finally:
         q7_restore()
     res["restored_root"] = q7_root_source()

@@ -107,7 +107,7 @@ def check(res, questions):
         for cfg in Q7_CONFIGS:
             for key in ("srun", "srun_idle", "sbatch", "sbatch_running", "switch"):
                 _nums((q.get(cfg) or {}).get(key), "q7 %s %s" % (cfg, key), p, q.get("reps"))
-        for key in ("prolog", "epilog"):
+        for key in ("prolog", "epilog") if "anatomy_error" not in q else ():
             _nums((q.get("anatomy") or {}).get(key), "q7 timed %s" % key, p)
     return p
 
@@ -579,7 +579,7 @@ def _q7(res):
          for cfg in Q7_CONFIGS}
     a, b, c = m["plain"], m["container"], m["jobroot"]
     an = q.get("anatomy") or {}
-    pro, epi = med(an.get("prolog") or [0]), med(an.get("epilog") or [0])
+    pro, epi = (med(an[k]) if an.get(k) else 0.0 for k in ("prolog", "epilog"))
     conf = q.get("conf_lines", {})
     lines = ["## 7. Job start latency under Slurm, end to end", "",
              "On the guest that question 6 provisioned with playbooks/site.yml (%s, munge, slurmctld and "
@@ -616,8 +616,12 @@ def _q7(res):
                   ratio(c["sbatch"], a["sbatch"])),
               "| C against B (our hooks alone) | %s | %.2fx | %s | %.2fx |" % (
                   fmt_s(c["srun"] - b["srun"]), ratio(c["srun"], b["srun"]), fmt_s(c["sbatch"] - b["sbatch"]),
-                  ratio(c["sbatch"], b["sbatch"])), "",
-              "Where the time goes: in one more configuration, C with its `Prolog` and `Epilog` wrapped by a "
+                  ratio(c["sbatch"], b["sbatch"])), ""]
+    if q.get("anatomy_error"):
+        lines += ["Where the time goes: timing the role's Prolog and Epilog failed in this run: %s" % (
+            q["anatomy_error"]), ""]
+        return lines, m, None, None
+    lines += ["Where the time goes: in one more configuration, C with its `Prolog` and `Epilog` wrapped by a "
               "script that logs their start and end (%d srun and %d sbatch jobs, not in the rounds above), "
               "the role's Prolog (the hook's prologue: LV, mkfs, mounts) took %s s and its Epilog (detach "
               "in job namespaces, the hook's epilogue) %s s (medians). With `PrologFlags=Alloc` the Prolog "
@@ -896,7 +900,7 @@ def write(res, json_path, md_dir, png_dir):
                                 fmt_s(c), fmt_s(c - a), ratio(c, a), fmt_s(b), fmt_s(b - a), ratio(b, a),
                                 fmt_s(a)), "(reported)", ""))
         summary.append(("where hpc.jobroot's job start time goes", "Prolog %s s, Epilog %s s" % (
-            fmt_s(pro7), fmt_s(epi7)), "(reported)", ""))
+            fmt_s(pro7), fmt_s(epi7)) if pro7 is not None else "not timed (see section 7)", "(reported)", ""))
     for q, msg in sorted(res.get("failed", {}).items()):
         summary.append(("question %s" % q[1:], "**failed in this run**", "-", msg[-600:]))
     lines += _targets(summary)

@@ -701,9 +701,9 @@ def headline(res):
     if res.get("q7"):
         q = res["q7"]
         for key in ("srun", "sbatch"):
-            a, b, c = (med(q[cfg][key]) for cfg in Q7_CONFIGS)
+            plain, cont, ours = (med(q[cfg][key]) for cfg in Q7_CONFIGS)
             out.append("%s: hpc.jobroot %s s (%.2fx plain Slurm), job container alone %s s (%.2fx), plain %s s"
-                       % (key, fmt_s(c), ratio(c, a), fmt_s(b), ratio(b, a), fmt_s(a)))
+                       % (key, fmt_s(ours), ratio(ours, plain), fmt_s(cont), ratio(cont, plain), fmt_s(plain)))
     return out
 
 
@@ -894,11 +894,11 @@ def write(res, json_path, md_dir, png_dir):
         q7_lines, m7, pro7, epi7 = _q7(res)
         body += q7_lines
         for what, key in (("`srun /bin/true`", "srun"), ("`sbatch` of a 1-second job, submit to completion", "sbatch")):
-            a, b, c = m7["plain"][key], m7["container"][key], m7["jobroot"][key]
+            plain, cont, ours = m7["plain"][key], m7["container"][key], m7["jobroot"][key]
             summary.append(("%s: hpc.jobroot and the job container against plain Slurm" % what,
                             "C %s s (+%s s, %.2fx); B %s s (+%s s, %.2fx); A %s s" % (
-                                fmt_s(c), fmt_s(c - a), ratio(c, a), fmt_s(b), fmt_s(b - a), ratio(b, a),
-                                fmt_s(a)), "(reported)", ""))
+                                fmt_s(ours), fmt_s(ours - plain), ratio(ours, plain), fmt_s(cont),
+                                fmt_s(cont - plain), ratio(cont, plain), fmt_s(plain)), "(reported)", ""))
         summary.append(("where hpc.jobroot's job start time goes", "Prolog %s s, Epilog %s s" % (
             fmt_s(pro7), fmt_s(epi7)) if pro7 is not None else "not timed (see section 7)", "(reported)", ""))
     for q, msg in sorted(res.get("failed", {}).items()):

@@ -681,7 +681,8 @@ def cmd_q4(opts):
 SLURM_CONF = "/etc/slurm/slurm.conf"
 SPANK_CONF = "/etc/slurm/plugstack.conf.d/hpc-jobroot.conf"
 SPANK_OFF = SPANK_CONF + ".q7-off"  # plugstack.conf includes plugstack.conf.d/*.conf only
-Q7_SAVED = BENCH + "/q7-slurm.conf"
+# the role's slurm.conf while q7 runs; outside BENCH, which bench/run.py makes anew
+Q7_SAVED = "/etc/slurm/slurm.conf.hpc-jobroot-bench"
 # where the timed Prolog/Epilog write: slurmd writes its own log in this directory
 Q7_HOOK_TIMES = "/var/log/slurm/hpc-jobroot-bench-q7.tsv"
 # A plain Slurm, B the job container plugin alone, C hpc.jobroot: the slurm.conf

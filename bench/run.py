@@ -332,6 +332,7 @@ def main(argv=None):
             try:
                 results["q6"] = site_run.run(name, opts.quick, log)
                 results["q6"]["wall_s"] = time.monotonic() - t0
+                log("q6 took %.0f s" % results["q6"]["wall_s"])
             except (RuntimeError, subprocess.CalledProcessError) as exc:
                 log("q6 FAILED: %s" % exc)
                 results.setdefault("failed", {})["q6"] = str(exc)

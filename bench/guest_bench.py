@@ -683,6 +683,8 @@ SPANK_CONF = "/etc/slurm/plugstack.conf.d/hpc-jobroot.conf"
 SPANK_OFF = SPANK_CONF + ".q7-off"  # plugstack.conf includes plugstack.conf.d/*.conf only
 # the role's slurm.conf while q7 runs; outside BENCH, which bench/run.py makes anew
 Q7_SAVED = "/etc/slurm/slurm.conf.hpc-jobroot-bench"
+POOL_JSON = "/etc/hpc-jobroot/pool.json"  # the jobvol_pool role's
+USER_PATH = "/usr/bin:/bin"  # PATH of the bench user's srun and sbatch
 # where the timed Prolog/Epilog write: slurmd writes its own log in this directory
 Q7_HOOK_TIMES = "/var/log/slurm/hpc-jobroot-bench-q7.tsv"
 # A plain Slurm, B the job container plugin alone, C hpc.jobroot: the slurm.conf
@@ -780,7 +782,7 @@ def as_user(argv):
     """Run *argv* as the bench user in its home (no PAM, as slurmd's users submit); return
     (seconds, stdout). Raises RuntimeError on a non-zero exit."""
     ent = pwd.getpwnam(USER)
-    env = {"PATH": "/usr/bin:/bin", "HOME": ent.pw_dir, "USER": USER, "LOGNAME": USER}
+    env = {"PATH": USER_PATH, "HOME": ent.pw_dir, "USER": USER, "LOGNAME": USER}
     start = time.perf_counter()
     proc = subprocess.run(argv, capture_output=True, text=True, check=False, env=env, cwd=ent.pw_dir,
                           user=ent.pw_uid, group=ent.pw_gid, extra_groups=[])
@@ -883,7 +885,7 @@ def cmd_q7(opts):
         spank = handle.read().strip().splitlines()[-1]
     res = {"reps": opts.reps, "warmup": opts.warmup, "slurm": sh(["sinfo", "--version"]).strip(),
            "conf_lines": {k: lines.get(k, "") for k in Q7_DROP["plain"]}, "spank": spank}
-    with open("/etc/hpc-jobroot/pool.json", encoding="utf-8") as handle:
+    with open(POOL_JSON, encoding="utf-8") as handle:
         pool = json.load(handle)
     res["slot_bytes"] = pool.get("slot_extents", 0) * pool.get("extent_size", 0)
     res["fstype"] = pool.get("fstype")

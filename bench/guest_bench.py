@@ -319,13 +319,14 @@ def hook_imports(cfg, job):
     """Modules the hook imports for its prologue and for its epilogue, in import order.
 
     Runs the real hook once per subcommand under ``python3 -X importtime``
-    (CPython prints one line per module imported after start-up, lazily
-    imported ones included); returns {"prologue": [name, ...], "epilogue": [...]}.
+    (CPython prints one line per module it imports, start-up's and lazily
+    imported ones included); returns {"prologue": [name, ...], "epilogue": [...],
+    "bare": [...]}, "bare" being a bare ``python3 -I -c pass``'s.
     """
     out = {}
-    for cmd in ("prologue", "epilogue"):
-        err = timed(["/usr/bin/python3", "-I", "-X", "importtime", HOOK, "--config-dir", cfg, cmd,
-                     "--batch-system", "slurm", "--"], hook_env(job))[3]
+    for cmd in ("bare", "prologue", "epilogue"):
+        argv = ["-c", "pass"] if cmd == "bare" else [HOOK, "--config-dir", cfg, cmd, "--batch-system", "slurm", "--"]
+        err = timed(["/usr/bin/python3", "-I", "-X", "importtime"] + argv, hook_env(job))[3]
         names = []
         for line in err.splitlines():
             if line.startswith("import time:") and "|" in line:
@@ -354,7 +355,8 @@ def python_start(reps, imports):
             runs[cmd].append(timed(["/usr/bin/python3", "-I", "-c", code])[0])
     return {"bare": med(runs["bare"]), "prologue": med(runs["prologue"]), "epilogue": med(runs["epilogue"]),
             "with_library": max(med(runs["prologue"]), med(runs["epilogue"])),
-            "modules": {cmd: len(imports[cmd]) for cmd in ("prologue", "epilogue")}, "runs": runs}
+            "modules": {cmd: len(set(imports[cmd]) - set(imports["bare"])) for cmd in ("prologue", "epilogue")},
+            "runs": runs}
 
 
 class _Clock:

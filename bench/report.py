@@ -288,8 +288,8 @@ def _python_start(ps):
     bare = ps["bare"]
     mods = ps.get("modules", {})
     return ["Python start-up, measured apart (medians): a bare `python3 -I -c pass` %s s; one that imports "
-            "exactly the modules the hook imports for its prologue (%s modules, listed by `python3 -X "
-            "importtime` on a real prologue) %s s, for its epilogue (%s modules) %s s. So the imports cost "
+            "exactly the modules the hook imports for its prologue (%s modules beyond a bare start's, listed by "
+            "`python3 -X importtime` on a real prologue) %s s, for its epilogue (%s modules) %s s. So the imports cost "
             "%s s per prologue and %s s per epilogue, and Python itself %s s per call; a shell script pays "
             "neither, but bash's own start is not free either (the floor's time includes it)." % (
                 fmt_s(bare), mods.get("prologue", "?"), fmt_s(ps["prologue"]), mods.get("epilogue", "?"),

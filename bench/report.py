@@ -159,6 +159,9 @@ def _env_section(res):
     args = plan.get("disks", [])
     opt = dict(zip(args[::2], args[1::2]))
     disks = "%s x %s" % (opt.get("--disks", "?"), opt.get("--disk-size", "?"))
+    if "guest_boot_s" not in res and (res.get("guest_info") or {}).get("data_disks"):
+        # --guest: a running guest's disks, not this plan's
+        disks = "%d (a running guest's, %s)" % (len(res["guest_info"]["data_disks"]), res.get("guest_name", "--guest"))
     lines = ["## Environment", "",
              "| | |", "|---|---|",
              "| host | %s, %s cores, %d MiB RAM, %s, kernel %s (shared with other work) |" % (

@@ -294,6 +294,7 @@ def main(argv=None):
                 guest.run("start", name, *plan["disks"], capture=False)
                 results["guest_boot_s"] = time.monotonic() - t0
             results["guest_info"] = json.loads(guest.run("info", name))
+            results["guest_name"] = name
             results["guest_suite"] = guest.ssh(". /etc/os-release && echo $VERSION_CODENAME").strip()
             log("guest %s: Debian %s" % (name, results["guest_suite"]))
             install_bench(guest)

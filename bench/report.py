@@ -263,6 +263,8 @@ def _anatomy(q):
              "The library's prologue and epilogue run in one Python process with its building blocks "
              "timed (%d runs, medians), next to a traced floor run (bash `set -x` with "
              "`$EPOCHREALTIME`)." % len(runs), ""] + _python_start(ps)
+    if _python_left(q):
+        lines += [_python_left(q), ""]
     for phase in ("prologue", "epilogue"):
         spent, count, total = _avg_anatomy(runs, phase)
         fspent = {k: med([r[phase]["spent"].get(k, 0.0) for r in fruns]) for k in

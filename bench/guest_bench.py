@@ -783,7 +783,7 @@ def q7_restore():
 
 
 def as_user(argv):
-    """Run *argv* as the bench user in its home (no PAM, as slurmd's users submit); return
+    """Run *argv* as the bench user in its home (set-uid directly: no PAM session, no login); return
     (seconds, stdout). Raises RuntimeError on a non-zero exit."""
     ent = pwd.getpwnam(USER)
     env = {"PATH": USER_PATH, "HOME": ent.pw_dir, "USER": USER, "LOGNAME": USER}

@@ -539,14 +539,14 @@ def _q6(res):
              "`ansible-playbook playbooks/site.yml` from this host (the controller, ansible-core of the "
              "project's venv) against the guest: the volume group on its data disks, the hook and its "
              "library (job_hooks), Slurm with the Prolog/Epilog and SPANK plugin (slurm_node). A first "
-             "run on the fresh guest, then %d idempotent second runs. CPU seconds are the controller's: "
+             "run on the fresh guest, then %d idempotent second run(s). CPU seconds are the controller's: "
              "user + system of ansible-playbook and every child it waited for (forks, ssh, rsync), by "
              "getrusage. One host, so they are the controller's cost per host of a second run." % len(second),
              "", "| run | wall (s) | controller CPU (s) | changed tasks |", "|---|---|---|---|",
              "| first | %s | %s | %s |" % (fmt_s(first["wall_s"]), fmt_s(first["cpu_s"]), first["changed"])]
     for i, r in enumerate(second, start=1):
         lines.append("| second (%d) | %s | %s | %s |" % (i, fmt_s(r["wall_s"]), fmt_s(r["cpu_s"]), r["changed"]))
-    lines += ["", "Target: a second run at most %.2fx the first. Measured %.2fx (median of the second runs): "
+    lines += ["", "Target: a second run at most %.2fx the first. Measured %.2fx (median of the second run(s)): "
               "%s. Controller CPU per host for a second run: %s s in %s s of wall time, so one controller "
               "core keeps about %.1f nodes' second runs going at once (with `forks` at least that); past "
               "that, the controller's CPU, not the nodes, sets the pace." % (

@@ -693,9 +693,9 @@ def headline(res):
         q = res["q6"]
         w2 = q["second"][0]["wall_s"]
         out.append("second-run ratio (site.yml second/first run): %.2fx (%s s / %s s), from the molecule slurm "
-                   "scenario's idempotence/converge phases of this run (%s), not re-run here" % (
+                   "scenario's idempotence/converge phases (%s, written %.0f s before), not re-run here" % (
                        ratio(w2, q["first"]["wall_s"]), fmt_s(w2), fmt_s(q["first"]["wall_s"]),
-                       os.path.relpath(q["phases_tsv"], REPO)))
+                       os.path.relpath(q["phases_tsv"], REPO), q.get("phases_age_s", 0)))
     elif res.get("q6"):
         q = res["q6"]
         w2 = med([r["wall_s"] for r in q["second"]])

@@ -812,8 +812,8 @@ def write(res, json_path, md_dir, png_dir):
              "`make bench` (about 40 minutes: it boots the test guest, see tests/guest/guest.sh)." % (
                  "bench/run.py --quick" if res.get("quick") else "make bench", res.get("started"), minutes,
                  os.path.relpath(json_path, REPO), os.path.relpath(json_path, md_dir)), "",
-             "**How to read these numbers.** Questions 1-4 ran inside a QEMU guest under *software "
-             "emulation* (TCG, no KVM) on a shared 2-core host: every instruction is translated, so "
+             "**How to read these numbers.** Questions 1-4 and 7 ran inside (and 6 against) a QEMU guest "
+             "under *software emulation* (TCG, no KVM) on a shared 2-core host: every instruction is translated, so "
              "absolute times are many times those of a real node, and noisy. Each comparison therefore "
              "alternates its contenders run by run within this one benchmark run (A B A B ...) and is "
              "given as medians and a ratio; the ratios are the result, the seconds only show the scale. "

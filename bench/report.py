@@ -180,7 +180,7 @@ def _env_section(res):
         lines.append("| Ansible (question 2) | %s, the project's pinned version, copied from its .venv "
                      "into the guest (no network there); run on the guest's Python |"
                      % res["q2"].get("ansible_version"))
-    elif res.get("guest_suite"):
+    if not g and res.get("guest_suite"):  # no setup ran (e.g. --only q7)
         lines.append("| guest | Debian %s |" % res["guest_suite"])
     if res.get("q7"):
         lines.append("| Slurm (questions 6 and 7) | %s from the guest's Debian packages, as "

@@ -99,7 +99,7 @@ guest: collections
 	@$(TIMED) $@ $(REPO)/tests/guest/build-image.sh
 
 molecule: guest
-	@$(TIMED) $@ env MOLECULE_SUITES="bookworm trixie" $(REPO)/tests/guest/run-molecule.sh
+	@$(TIMED) $@ env MOLECULE_SUITES="bookworm trixie" MOLECULE_BENCH_QUICK=1 $(REPO)/tests/guest/run-molecule.sh
 
 # sid (the newest Slurm) may be uninstallable on a given day: then these two
 # print "SKIPPED sid: <apt's reason>" and make test goes on.

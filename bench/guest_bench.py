@@ -21,6 +21,12 @@ Subcommands (``python3 guest_bench.py CMD --help``):
 * ``q3``: prologue time against LV size, and against roots already present.
 * ``q4``: sequential write (fio) and small-file creation (tar + syncfs) in
   the job root, a bare LV, a thin LV and a classic snapshot.
+* ``q7``: job start latency end to end under Slurm on the guest that
+  playbooks/site.yml provisioned (question 6): ``srun /bin/true`` and an
+  ``sbatch`` of a 1-second job, submit to completion, with plain Slurm, the
+  job container plugin alone, and hpc.jobroot as the slurm_node role
+  configures it, alternating configuration by configuration; restores the
+  role's configuration at the end.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import argparse
 import json
 import os
 import pwd
+import re
 import resource
 import shutil
 import statistics
@@ -223,7 +230,19 @@ def environment():
             "fio": first_line(["fio", "--version"]),
             "mkfs_ext4": first_line(["dpkg-query", "-W", "-f", "${Version}", "e2fsprogs"]),
             "util_linux": first_line(["dpkg-query", "-W", "-f", "${Version}", "util-linux"]),
-            "debian": open("/etc/debian_version", encoding="utf-8").read().strip()}
+            "debian": open("/etc/debian_version", encoding="utf-8").read().strip(),
+            "suite": os_release().get("VERSION_CODENAME", "?")}
+
+
+def os_release():
+    """/etc/os-release as a dict (os-release(5): KEY=value, value optionally quoted)."""
+    out = {}
+    with open("/etc/os-release", encoding="utf-8") as handle:
+        for line in handle:
+            key, sep, value = line.strip().partition("=")
+            if sep:
+                out[key] = value.strip('"\'')
+    return out
 
 
 # --- q1: hook against the floor ---------------------------------------------------------------
@@ -266,7 +285,7 @@ def cmd_q1(opts):
     res["mounts"] = {k: [list(x) for x in v] for k, v in shapes.items()}
     res["mount_count"] = len(shapes.get("hook", []))
     res["hook_self_rss_kib"] = hook_self_rss(cfg, job + 1)
-    res["python_start"] = python_start(opts.reps)
+    res["python_start"] = python_start(opts.reps, hook_imports(cfg, job + 2))
     res["anatomy"] = [anatomy(cfg, job + 10 + i) for i in range(opts.anatomy)]
     res["floor_anatomy"] = [floor_anatomy(job + 20 + i) for i in range(opts.anatomy)]
     leftovers()
@@ -296,15 +315,48 @@ def hook_self_rss(cfg, job):
     return out
 
 
-def python_start(reps):
-    """Seconds for a bare python3 -I start, and for one that imports the hook's modules."""
-    bare, lib = [], []
-    imp = ("import sys; sys.path.insert(0, %r); from ansible_collections.hpc.jobroot.plugins."
-           "module_utils import config, lifecycle" % LIB)
+def hook_imports(cfg, job):
+    """Modules the hook imports for its prologue and for its epilogue, in import order.
+
+    Runs the real hook once per subcommand under ``python3 -X importtime``
+    (CPython prints one line per module it imports, start-up's and lazily
+    imported ones included); returns {"prologue": [name, ...], "epilogue": [...],
+    "bare": [...]}, "bare" being a bare ``python3 -I -c pass``'s.
+    """
+    out = {}
+    for cmd in ("bare", "prologue", "epilogue"):
+        argv = ["-c", "pass"] if cmd == "bare" else [HOOK, "--config-dir", cfg, cmd, "--batch-system", "slurm", "--"]
+        err = timed(["/usr/bin/python3", "-I", "-X", "importtime"] + argv, hook_env(job))[3]
+        names = []
+        for line in err.splitlines():
+            if line.startswith("import time:") and "|" in line:
+                name = line.rsplit("|", 1)[1].strip()
+                if name != "imported package" and name not in names:
+                    names.append(name)
+        if not names:
+            raise RuntimeError("python3 -X importtime listed no imports of the hook's %s" % cmd)
+        out[cmd] = names
+    return out
+
+
+def python_start(reps, imports):
+    """Seconds (medians) of a bare python3 -I start and of one that imports what the hook imports.
+
+    *imports* is hook_imports()'s result; each import run does the hook's
+    sys.path insertion and imports those modules, and nothing else.
+    """
+    runs = {"bare": [], "prologue": [], "epilogue": []}
     for _rep in range(max(3, reps)):
-        bare.append(timed(["/usr/bin/python3", "-I", "-c", "pass"])[0])
-        lib.append(timed(["/usr/bin/python3", "-I", "-c", imp])[0])
-    return {"bare": med(bare), "with_library": med(lib)}
+        runs["bare"].append(timed(["/usr/bin/python3", "-I", "-c", "pass"])[0])
+        for cmd in ("prologue", "epilogue"):
+            # importtime lists failed attempts too (optional modules); the hook paid for them as well
+            code = ("import sys\nsys.path.insert(0, %r)\nfor _m in %r:\n    try:\n        __import__(_m)\n"
+                    "    except ImportError:\n        pass\n" % (LIB, imports[cmd]))
+            runs[cmd].append(timed(["/usr/bin/python3", "-I", "-c", code])[0])
+    return {"bare": med(runs["bare"]), "prologue": med(runs["prologue"]), "epilogue": med(runs["epilogue"]),
+            "with_library": max(med(runs["prologue"]), med(runs["epilogue"])),
+            "modules": {cmd: len(set(imports[cmd]) - set(imports["bare"])) for cmd in ("prologue", "epilogue")},
+            "runs": runs}
 
 
 class _Clock:
@@ -498,21 +550,26 @@ def cmd_q3(opts):
             say("q3 rep %d %d GiB: prologue %.2f s, epilogue %.2f s" % (rep + 1, size, t_pro, t_epi))
     leftovers()
     cfg = conf_dir("q3-count", GIB_EXTENTS, slots=opts.roots + 4)
-    jobs = []
-    pro = []
-    try:
-        for k in range(1, opts.roots + 1):
-            job += 1
-            pro.append(hook("prologue", job, cfg)[0])
-            jobs.append(job)
-            say("q3 root %d: prologue %.2f s (%d roots present before)" % (k, pro[-1], k - 1))
-        mounts_at_max = len(mountinfo.read())
-    finally:
-        epi = []
-        for k, j in reversed(list(enumerate(jobs, start=1))):
-            epi.append((k, hook("epilogue", j, cfg)[0]))
-    epi = dict(epi)
-    res["by_count"] = [{"n": k, "prologue": pro[k - 1], "epilogue": epi[k]} for k in range(1, opts.roots + 1)]
+    # Repeated sweeps (issue 18): single runs scatter too much to judge the
+    # last root against the first; each count is reported as the median.
+    pro = {k: [] for k in range(1, opts.roots + 1)}
+    epi = {k: [] for k in range(1, opts.roots + 1)}
+    for sweep in range(opts.count_reps):
+        jobs = []
+        try:
+            for k in range(1, opts.roots + 1):
+                job += 1
+                pro[k].append(hook("prologue", job, cfg)[0])
+                jobs.append(job)
+                say("q3 sweep %d root %d: prologue %.2f s (%d roots present before)"
+                    % (sweep + 1, k, pro[k][-1], k - 1))
+            mounts_at_max = len(mountinfo.read())
+        finally:
+            for k, j in reversed(list(enumerate(jobs, start=1))):
+                epi[k].append(hook("epilogue", j, cfg)[0])
+    res["count_reps"] = opts.count_reps
+    res["by_count"] = [{"n": k, "prologue": statistics.median(pro[k]), "epilogue": statistics.median(epi[k]),
+                        "prologue_runs": pro[k], "epilogue_runs": epi[k]} for k in range(1, opts.roots + 1)]
     res["mountinfo_lines_at_max"] = mounts_at_max
     leftovers()
     print(json.dumps(res))
@@ -623,6 +680,260 @@ def cmd_q4(opts):
     print(json.dumps(res))
 
 
+# --- q7: job start latency under Slurm ---------------------------------------------------------
+
+SLURM_CONF = "/etc/slurm/slurm.conf"
+SPANK_CONF = "/etc/slurm/plugstack.conf.d/hpc-jobroot.conf"
+SPANK_OFF = SPANK_CONF + ".q7-off"  # plugstack.conf includes plugstack.conf.d/*.conf only
+# the role's slurm.conf while q7 runs; outside BENCH, which bench/run.py makes anew
+Q7_SAVED = "/etc/slurm/slurm.conf.hpc-jobroot-bench"
+POOL_JSON = "/etc/hpc-jobroot/pool.json"  # the jobvol_pool role's
+USER_PATH = "/usr/bin:/bin"  # PATH of the bench user's srun and sbatch
+# where the timed Prolog/Epilog write: slurmd writes its own log in this directory
+Q7_HOOK_TIMES = "/var/log/slurm/hpc-jobroot-bench-q7.tsv"
+# A plain Slurm, B the job container plugin alone, C hpc.jobroot: the slurm.conf
+# keys each one drops from the role's slurm.conf (B keeps PrologFlags=Contain,
+# which job_container/tmpfs needs).
+Q7_CONFIGS = ("plain", "container", "jobroot")
+Q7_DROP = {"plain": ("Prolog", "Epilog", "PrologFlags", "JobContainerType", "NamespaceType"),
+           "container": ("Prolog", "Epilog"), "jobroot": ()}
+Q7_TIMED_HOOK = """#!/bin/sh
+# bench q7: the role's %(name)s, timed (start, end, exit status) into %(out)s
+s=$(/bin/date +%%s.%%N)
+%(orig)s
+rc=$?
+echo "$SLURM_JOB_ID %(name)s $s $(/bin/date +%%s.%%N) $rc" >> %(out)s
+exit $rc
+"""
+
+
+def conf_key(line):
+    """The key of a slurm.conf line ("" for comments and blank lines)."""
+    line = line.strip()
+    return "" if not line or line.startswith("#") else line.split("=", 1)[0].strip()
+
+
+def q7_slurm_conf(text, config, timed_hooks=False):
+    """The role's slurm.conf *text* turned into *config*; with *timed_hooks* Prolog/Epilog point
+    to timing wrappers of the role's (written by q7_wrappers)."""
+    out = []
+    for line in text.splitlines(True):
+        key = conf_key(line)
+        if key in Q7_DROP[config]:
+            continue
+        if timed_hooks and key in ("Prolog", "Epilog"):
+            line = "%s=%s/q7-%s\n" % (key, BENCH, key.lower())
+        out.append(line)
+    return "".join(out)
+
+
+def q7_wrappers(text):
+    """Write the timing wrappers of the role's Prolog and Epilog named in slurm.conf *text*."""
+    for line in text.splitlines():
+        key = conf_key(line)
+        if key in ("Prolog", "Epilog"):
+            path = "%s/q7-%s" % (BENCH, key.lower())
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(Q7_TIMED_HOOK % {"name": key.lower(), "out": Q7_HOOK_TIMES,
+                                              "orig": line.split("=", 1)[1].strip()})
+            os.chmod(path, 0o755)
+
+
+def slurm_state():
+    """The set of node states sinfo reports (empty while slurmctld does not answer)."""
+    proc = subprocess.run(["sinfo", "--noheader", "--format", "%t"], capture_output=True, text=True, check=False)
+    return set(proc.stdout.split()) if proc.returncode == 0 else set()
+
+
+def wait_idle(timeout=180.0):
+    """Wait until every node is idle; return the seconds waited. Raises RuntimeError on timeout."""
+    start = time.perf_counter()
+    while slurm_state() != {"idle"}:
+        if time.perf_counter() - start > timeout:
+            raise RuntimeError("the node is not idle after %.0f s: %s" % (timeout, sorted(slurm_state())))
+        time.sleep(0.2)
+    return time.perf_counter() - start
+
+
+def q7_switch(saved, config, timed_hooks=False):
+    """Configure Slurm as *config*, restart slurmctld then slurmd, wait for idle; return seconds."""
+    start = time.perf_counter()
+    tmp = SLURM_CONF + ".q7-new"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(q7_slurm_conf(saved, config, timed_hooks))
+    os.chmod(tmp, 0o644)
+    os.rename(tmp, SLURM_CONF)
+    if config == "jobroot" and os.path.exists(SPANK_OFF):
+        os.rename(SPANK_OFF, SPANK_CONF)
+    elif config != "jobroot" and os.path.exists(SPANK_CONF):
+        os.rename(SPANK_CONF, SPANK_OFF)
+    sh(["systemctl", "restart", "slurmctld"])
+    sh(["systemctl", "restart", "slurmd"])
+    wait_idle()
+    return time.perf_counter() - start
+
+
+def q7_restore():
+    """Put back the role's slurm.conf and SPANK registration (from a run that stopped midway too)."""
+    if not os.path.exists(Q7_SAVED):
+        return
+    with open(Q7_SAVED, encoding="utf-8") as handle:
+        q7_switch(handle.read(), "jobroot")
+    os.unlink(Q7_SAVED)
+
+
+def as_user(argv):
+    """Run *argv* as the bench user in its home (set-uid directly: no PAM session, no login); return
+    (seconds, stdout). Raises RuntimeError on a non-zero exit."""
+    ent = pwd.getpwnam(USER)
+    env = {"PATH": USER_PATH, "HOME": ent.pw_dir, "USER": USER, "LOGNAME": USER}
+    start = time.perf_counter()
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False, env=env, cwd=ent.pw_dir,
+                          user=ent.pw_uid, group=ent.pw_gid, extra_groups=[])
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError("%s failed (%d): %s %s" % (
+            " ".join(argv), proc.returncode, proc.stdout[-1000:], proc.stderr[-1000:]))
+    return elapsed, proc.stdout
+
+
+def job_state(job_id):
+    out = sh(["scontrol", "--oneliner", "show", "job", job_id])
+    found = re.search(r"\bJobState=(\S+)", out)
+    if not found:
+        raise RuntimeError("scontrol show job %s: no JobState in %r" % (job_id, out[:300]))
+    return found.group(1)
+
+
+def q7_srun():
+    """srun /bin/true: (seconds srun took, seconds from its start until the node is idle again)."""
+    start = time.perf_counter()
+    took = as_user(["srun", "-D", home(), "/bin/true"])[0]
+    wait_idle()
+    return took, time.perf_counter() - start
+
+
+def q7_sbatch():
+    """sbatch of a 1-second job: (seconds from submit to COMPLETED, i.e. its Epilog done;
+    seconds from submit until it was first seen RUNNING), polling every 0.1 s."""
+    start = time.perf_counter()
+    job_id = as_user(["sbatch", "--parsable", "-D", home(), "-o", "/dev/null", "--wrap", "sleep 1"])[1]
+    job_id = job_id.strip().split(";")[0]
+    if not job_id.isdigit():
+        raise RuntimeError("sbatch printed %r, not a job id" % job_id)
+    running = None
+    while True:
+        state = job_state(job_id)
+        now = time.perf_counter() - start
+        if state == "RUNNING" and running is None:
+            running = now
+        if state == "COMPLETED":
+            break
+        if state not in ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING"):
+            raise RuntimeError("job %s ended %s" % (job_id, state))
+        if now > 300:
+            raise RuntimeError("job %s still %s after 300 s" % (job_id, state))
+        time.sleep(0.1)
+    done = time.perf_counter() - start
+    wait_idle()
+    return done, running if running is not None else done
+
+
+def q7_root_source():
+    """What an srun task sees mounted as / (its job volume under hpc.jobroot)."""
+    return as_user(["srun", "-D", home(), "df", "--output=source", "/"])[1].split()[-1]
+
+
+def q7_anatomy(saved, reps):
+    """C with the role's Prolog and Epilog timed by wrappers: *reps* srun and *reps* sbatch jobs;
+    return {"jobs": {"srun": [s], "sbatch": [s]}, "prolog": [s], "epilog": [s]}."""
+    q7_wrappers(saved)
+    if os.path.exists(Q7_HOOK_TIMES):
+        os.unlink(Q7_HOOK_TIMES)
+    q7_switch(saved, "jobroot", timed_hooks=True)
+    jobs = {"srun": [], "sbatch": []}
+    for _rep in range(reps):
+        jobs["srun"].append(q7_srun()[0])
+        jobs["sbatch"].append(q7_sbatch()[0])
+    hooks = {"prolog": [], "epilog": []}
+    with open(Q7_HOOK_TIMES, encoding="utf-8") as handle:
+        for line in handle:
+            _job, name, begin, end, status = line.split()
+            if status != "0":
+                raise RuntimeError("the role's %s exited %s in the timed run" % (name, status))
+            hooks[name].append(float(end) - float(begin))
+    os.unlink(Q7_HOOK_TIMES)
+    if len(hooks["prolog"]) != 2 * reps or len(hooks["epilog"]) != 2 * reps:
+        raise RuntimeError("timed Prolog/Epilog runs: %d/%d, expected %d each" % (
+            len(hooks["prolog"]), len(hooks["epilog"]), 2 * reps))
+    return {"jobs": jobs, "prolog": hooks["prolog"], "epilog": hooks["epilog"]}
+
+
+def cmd_q7(opts):
+    if not os.path.exists(SLURM_CONF):
+        raise RuntimeError("%s missing: question 7 needs the guest playbooks/site.yml provisioned "
+                           "(question 6)" % SLURM_CONF)
+    q7_restore()  # an earlier run that stopped midway
+    if not os.path.exists(SPANK_CONF):
+        raise RuntimeError("%s missing: not the slurm_node role's configuration" % SPANK_CONF)
+    try:
+        pwd.getpwnam(USER)
+    except KeyError:
+        sh(["useradd", "--create-home", "--shell", "/bin/bash", USER])
+    with open(SLURM_CONF, encoding="utf-8") as handle:
+        saved = handle.read()
+    with open(Q7_SAVED, "w", encoding="utf-8") as handle:
+        handle.write(saved)
+    lines = {conf_key(line): line.strip() for line in saved.splitlines() if conf_key(line)}
+    with open(SPANK_CONF, encoding="utf-8") as handle:
+        spank = handle.read().strip().splitlines()[-1]
+    res = {"reps": opts.reps, "warmup": opts.warmup, "slurm": sh(["sinfo", "--version"]).strip(),
+           "conf_lines": {k: lines.get(k, "") for k in Q7_DROP["plain"]}, "spank": spank}
+    with open(POOL_JSON, encoding="utf-8") as handle:
+        pool = json.load(handle)
+    res["slot_bytes"] = pool.get("slot_extents", 0) * pool.get("extent_size", 0)
+    res["fstype"] = pool.get("fstype")
+    for cfg in Q7_CONFIGS:
+        res[cfg] = {"srun": [], "srun_idle": [], "sbatch": [], "sbatch_running": [], "switch": [],
+                    "root": ""}
+    started = time.perf_counter()
+    try:
+        for rnd in range(opts.warmup + opts.reps):
+            for cfg in Q7_CONFIGS:
+                switch = q7_switch(saved, cfg)
+                # one untimed job after the restart: slurmd has registered and the
+                # configuration works; its / says whether the job ran in a job volume
+                res[cfg]["root"] = q7_root_source()
+                wait_idle()
+                srun, srun_idle = q7_srun()
+                sbatch, sbatch_running = q7_sbatch()
+                say("q7 round %d %s: srun %.2f s (idle after %.2f s), sbatch %.2f s (running after %.2f s)"
+                    % (rnd + 1, cfg, srun, srun_idle, sbatch, sbatch_running))
+                if rnd >= opts.warmup:
+                    for key, val in (("srun", srun), ("srun_idle", srun_idle), ("sbatch", sbatch),
+                                     ("sbatch_running", sbatch_running), ("switch", switch)):
+                        res[cfg][key].append(val)
+        # where hpc.jobroot's time goes: the role's Prolog and Epilog timed by wrappers
+        # (an extra configuration, not one of the timed rounds); a failure here is
+        # reported, the rounds above stand
+        try:
+            res["anatomy"] = q7_anatomy(saved, opts.anatomy)
+        except (RuntimeError, OSError, ValueError) as exc:
+            say("q7: timing the Prolog and Epilog failed: %s" % exc)
+            res["anatomy_error"] = str(exc)[-600:]
+    finally:
+        q7_restore()
+    res["restored_root"] = q7_root_source()
+    wait_idle()
+    res["seconds"] = time.perf_counter() - started
+    for cfg, want in (("plain", False), ("container", False), ("jobroot", True)):
+        if ("jobroot_" in res[cfg]["root"]) != want:
+            raise RuntimeError("q7 %s: a job's / was %s" % (cfg, res[cfg]["root"]))
+    if "jobroot_" not in res["restored_root"]:
+        raise RuntimeError("q7: after restoring the role's configuration a job's / was %s" % res["restored_root"])
+    print(json.dumps(res))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -639,11 +950,16 @@ def main():
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--sizes", default="1,4,16,64,256")
     p.add_argument("--roots", type=int, default=32)
+    p.add_argument("--count-reps", type=int, default=1, help="sweeps of 1..roots; each count reported as the median")
     p = sub.add_parser("q4")
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--seq-mib", type=int, default=256)
     p.add_argument("--lv-gib", type=int, default=2)
     p.add_argument("--cow-gib", type=int, default=1)
+    p = sub.add_parser("q7")
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--anatomy", type=int, default=2, help="jobs of each kind with the Prolog/Epilog timed")
     opts = parser.parse_args()
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     globals()["cmd_" + opts.cmd](opts)

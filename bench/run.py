@@ -4,19 +4,33 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The hpc.jobroot benchmark (issue 7): make bench, make bench-quick.
 
-  bench/run.py            full run (about 20 min): writes BENCHMARKS.md,
+  bench/run.py            full run (about 40 min): writes BENCHMARKS.md,
                           bench/results.json and the plots bench/*.png
-  bench/run.py --quick    seconds per question, tiny sizes: writes under
-                          .build/bench-quick/ and checks only that every
-                          question ran and gave well-formed results
+  bench/run.py --quick    about a minute on a running guest: question 1 at a
+                          tiny size (the floor ratio) and question 6's
+                          second-run ratio taken from the molecule slurm
+                          scenario's converge and idempotence phases
+                          ($MOLECULE_PHASES_TSV, default
+                          .build/molecule/phases.tsv; site.yml is not run
+                          again); writes under .build/bench-quick/ and checks
+                          only that the results are well formed (--only
+                          q2,q3,q4,q5 runs the others at tiny sizes too)
   --guest NAME            use a running guest (tests/guest/guest.sh) instead
                           of booting one (also BENCH_GUEST=NAME make bench);
-                          its data disks are reset first; it is not stopped
+                          its data disks are reset first; it is not stopped.
+                          tests/guest/run-molecule.sh runs
+                          `bench/run.py --quick --guest <its trixie guest>`
+                          after the trixie scenarios (MOLECULE_BENCH_QUICK=1)
 
-Questions 1-4 run inside the QEMU test guest on real LVM (sparse data disks),
-question 5 on the host (rsync and rename need no LVM). Every comparison
-alternates its contenders (A B A B ...) within this one run and reports
-medians and ratios; nothing here asserts a time.
+The guest is the default test guest (tests/guest/guest.sh: trixie unless
+GUEST_SUITE says otherwise); the report names the suite that really ran.
+Questions 1-4 run inside the guest on real LVM (sparse data disks),
+question 5 on the host (rsync and rename need no LVM), question 6 (the
+site-wide run) from the host against the guest, after questions 1-4, and
+question 7 (job start latency under Slurm) inside the guest that question
+6 provisioned. Every comparison alternates its contenders (A B A B ...)
+within this one run and reports medians and ratios; nothing here asserts a
+time.
 
 Exit status 0 when every question produced well-formed results, else 1.
 The guest this script boots is stopped on every exit (also on failure,
@@ -41,6 +55,7 @@ sys.path.insert(0, HERE)
 # pylint: disable=wrong-import-position
 import image_update  # noqa: E402
 import report  # noqa: E402
+import site_run  # noqa: E402
 
 GUEST = os.path.join(REPO, "tests", "guest", "guest.sh")
 GUESTS_DIR = os.path.join(REPO, ".build", "guests")
@@ -57,14 +72,19 @@ ANSIBLE_DISTS = ("ansible_core", "jinja2", "markupsafe", "pyyaml", "cryptography
 
 FULL = {"files": 2000, "q1": ["--reps", "5", "--warmup", "1", "--anatomy", "2"],
         "q2": ["--reps", "1", "--warmup", "0"],
-        "q3": ["--reps", "2", "--sizes", "1,4,16,64,256", "--roots", "32"],
+        "q3": ["--reps", "2", "--sizes", "1,4,16,64,256,1024", "--roots", "64", "--count-reps", "2"],
         "q4": ["--reps", "2", "--seq-mib", "128", "--lv-gib", "2", "--cow-gib", "1"],
-        "disks": ["--disks", "2", "--disk-size", "300G", "--memory", "2048"]}
+        "q7": ["--reps", "3", "--warmup", "1", "--anatomy", "2"],
+        "disks": ["--disks", "2", "--disk-size", "600G", "--memory", "2048"]}
 QUICK = {"files": 100, "q1": ["--reps", "2", "--warmup", "0", "--anatomy", "1"],
          "q2": ["--reps", "1", "--warmup", "0"],
-         "q3": ["--reps", "1", "--sizes", "1,4", "--roots", "3"],
+         "q3": ["--reps", "1", "--sizes", "1,4", "--roots", "3", "--count-reps", "1"],
          "q4": ["--reps", "1", "--seq-mib", "8", "--lv-gib", "1", "--cow-gib", "1"],
+         "q7": ["--reps", "1", "--warmup", "0", "--anatomy", "1"],
          "disks": ["--disks", "1", "--disk-size", "40G", "--memory", "2048"]}
+QUESTIONS = ("q1", "q2", "q3", "q4", "q5", "q6", "q7")
+# --quick by default: the floor ratio (q1) and the second-run ratio (q6, from molecule's phases)
+QUICK_DEFAULT = "q1,q6"
 
 
 def log(msg):
@@ -142,20 +162,28 @@ def ansible_entries():
     return entries
 
 
-def install(guest):
-    """Copy the library, the hook, the bench files, ansible-core and the collection into the guest."""
+def install_bench(guest):
+    """Copy bench/guest_bench.py and bench/floor.sh into the guest's bench directory (made anew)."""
+    guest.ssh("rm -rf %s && mkdir -p %s && true" % (BENCH_DIR, BENCH_DIR))
+    guest.ssh("tar -C %s -xf - && chmod 0755 %s/floor.sh" % (BENCH_DIR, BENCH_DIR),
+              stdin=tar_bytes([("guest_bench.py", os.path.join(HERE, "guest_bench.py")),
+                               ("floor.sh", os.path.join(HERE, "floor.sh"))]))
+
+
+def install(guest, with_ansible):
+    """Copy the library and the hook, and (*with_ansible*, question 2) ansible-core and the collection,
+    into the guest."""
     lib = os.path.join(REPO, "plugins", "module_utils")
-    guest.ssh("rm -rf %s && mkdir -p %s %s/ansible/bin %s/collections/ansible_collections/hpc/jobroot "
-              "/usr/libexec/hpc-jobroot && true" % (BENCH_DIR, GUEST_LIB, BENCH_DIR, BENCH_DIR))
+    guest.ssh("mkdir -p %s %s/ansible/bin %s/collections/ansible_collections/hpc/jobroot "
+              "/usr/libexec/hpc-jobroot && true" % (GUEST_LIB, BENCH_DIR, BENCH_DIR))
     guest.ssh("tar -C %s -xf -" % GUEST_LIB,
               stdin=tar_bytes([(n, os.path.join(lib, n)) for n in sorted(os.listdir(lib)) if n.endswith(".py")]))
     # the hook command as the job_hooks role installs it: the node's python with -I
     with open(os.path.join(REPO, "roles", "job_hooks", "files", "jobroot.py"), "rb") as handle:
         hook = b"#!/usr/bin/python3 -I\n" + handle.read()
     guest.ssh("cat > %s && chmod 0755 %s" % (GUEST_HOOK, GUEST_HOOK), stdin=hook)
-    guest.ssh("tar -C %s -xf - && chmod 0755 %s/floor.sh" % (BENCH_DIR, BENCH_DIR),
-              stdin=tar_bytes([("guest_bench.py", os.path.join(HERE, "guest_bench.py")),
-                               ("floor.sh", os.path.join(HERE, "floor.sh"))]))
+    if not with_ansible:
+        return
     # ansible-core from this project's .venv (the pinned version), onto the guest's Python 3.11
     entries = ansible_entries()
     # with the venv's byte code (same Python 3.11 magic): imports under emulation are slow
@@ -202,7 +230,8 @@ def main(argv=None):
     parser.add_argument("--out", help="output directory (default: the repo for a full run, "
                                       ".build/bench-quick for --quick)")
     parser.add_argument("--wait", type=int, default=3600, help="seconds to wait for another guest to stop")
-    parser.add_argument("--only", help="comma list of questions to run (q1..q5); a partial run, for development")
+    parser.add_argument("--only", help="comma list of questions to run (q1..q7); a partial run, for development "
+                                       "(q7 alone needs a guest an earlier q6 provisioned: --guest)")
     parser.add_argument("--report", metavar="RESULTS_JSON",
                         help="run nothing: rewrite the report and plots from a results file of an earlier run")
     opts = parser.parse_args(argv)
@@ -211,7 +240,7 @@ def main(argv=None):
             results = json.load(handle)
         md_dir = opts.out or (REPO if os.path.abspath(opts.report) == os.path.join(HERE, "results.json")
                               else os.path.dirname(os.path.abspath(opts.report)))
-        done = [q for q in ("q1", "q2", "q3", "q4", "q5") if q in results]
+        done = [q for q in QUESTIONS if q in results]
         problems = report.check(results, set(done))
         if problems:
             print("bench: FAILED: malformed results:\n  " + "\n  ".join(problems))
@@ -229,7 +258,9 @@ def main(argv=None):
     else:
         out_dir = REPO
     os.makedirs(out_dir, exist_ok=True)
-    only = set((opts.only or "q1,q2,q3,q4,q5").split(","))
+    only = set((opts.only or (QUICK_DEFAULT if opts.quick else ",".join(QUESTIONS))).split(","))
+    if only - set(QUESTIONS):
+        parser.error("--only: no question %s" % ", ".join(sorted(only - set(QUESTIONS))))
     started = time.time()
     name = opts.guest or ("bench-quick" if opts.quick else "bench")
     guest = Guest(name)
@@ -248,11 +279,14 @@ def main(argv=None):
         if "q5" in only:
             log("q5 (host): image update with rsync --link-dest, and the symlink switch")
             results["q5"] = image_update.run(os.path.join(REPO, ".build", "bench-q5"), opts.quick, log)
-        if only & {"q1", "q2", "q3", "q4"}:
+        # --quick takes question 6 from molecule's phase times: no site.yml run here
+        in_guest = only & ({"q1", "q2", "q3", "q4", "q7"} | (set() if opts.quick else {"q6"}))
+        if in_guest:
             if opts.guest:
                 if not guest.running():
                     raise RuntimeError("guest %s is not running" % name)
-                guest.run("reset", name, capture=False)
+                if in_guest != {"q7"}:  # q7 alone runs on the Slurm that an earlier q6 set up
+                    guest.run("reset", name, capture=False)
             else:
                 wait_for_slot(name, opts.wait)
                 booted = True
@@ -260,8 +294,14 @@ def main(argv=None):
                 guest.run("start", name, *plan["disks"], capture=False)
                 results["guest_boot_s"] = time.monotonic() - t0
             results["guest_info"] = json.loads(guest.run("info", name))
-            log("installing the library, the hook, ansible-core and the collection in the guest")
-            install(guest)
+            results["guest_name"] = name
+            results["guest_suite"] = guest.ssh(". /etc/os-release && echo $VERSION_CODENAME").strip()
+            log("guest %s: Debian %s" % (name, results["guest_suite"]))
+            install_bench(guest)
+        if only & {"q1", "q2", "q3", "q4"}:
+            log("installing the library and the hook%s in the guest" % (
+                ", ansible-core and the collection" if "q2" in only else ""))
+            install(guest, "q2" in only)
             results["setup"] = guest_json(guest, "setup", "--files", str(plan["files"]))
             for q in ("q1", "q2", "q3", "q4"):
                 if q in only:
@@ -277,6 +317,40 @@ def main(argv=None):
                         only = only - {q}
                         guest.run("reset", name, capture=False, check=False)
                         results["setup"] = guest_json(guest, "setup", "--files", str(plan["files"]))
+        if "q6" in only and opts.quick:
+            log("q6 (quick): the second-run ratio from molecule's converge and idempotence phases")
+            try:
+                results["q6"] = site_run.from_phases(log)
+            except RuntimeError as exc:
+                log("q6 FAILED: %s" % exc)
+                results.setdefault("failed", {})["q6"] = str(exc)
+                only = only - {"q6"}
+        elif "q6" in only:
+            # site.yml makes its own volume group on the data disks
+            guest.run("reset", name, capture=False)
+            log("q6 (host against the guest): site.yml first and second runs")
+            t0 = time.monotonic()
+            try:
+                results["q6"] = site_run.run(name, opts.quick, log)
+                results["q6"]["wall_s"] = time.monotonic() - t0
+                log("q6 took %.0f s" % results["q6"]["wall_s"])
+            except (RuntimeError, subprocess.CalledProcessError) as exc:
+                log("q6 FAILED: %s" % exc)
+                results.setdefault("failed", {})["q6"] = str(exc)
+                only = only - {"q6"}
+        if "q7" in only:
+            log("q7 (guest): job start latency under Slurm: plain, job container alone, hpc.jobroot")
+            t0 = time.monotonic()
+            try:
+                if "q6" in results.get("failed", {}):
+                    raise RuntimeError("question 6 failed, so the guest has no provisioned Slurm")
+                results["q7"] = guest_json(guest, "q7", *plan["q7"])
+                results["q7"]["wall_s"] = time.monotonic() - t0
+                log("q7 took %.0f s" % results["q7"]["wall_s"])
+            except RuntimeError as exc:
+                log("q7 FAILED: %s" % exc)
+                results.setdefault("failed", {})["q7"] = str(exc)
+                only = only - {"q7"}
         results["duration_s"] = time.time() - started
         problems = report.check(results, only)
         problems += ["%s failed: %s" % kv for kv in sorted(results.get("failed", {}).items())]
@@ -298,6 +372,8 @@ def main(argv=None):
         md = report.write(results, json_path, out_dir, HERE if out_dir == REPO else out_dir)
         ok = True
         log("results: %s; report: %s" % (json_path, md))
+        for line in report.headline(results):
+            print("bench: %s" % line)
     except (Exception, KeyboardInterrupt, SystemExit) as exc:  # pylint: disable=broad-exception-caught
         log("FAILED: %s" % (exc,))
     finally:

@@ -26,6 +26,14 @@
 # converge, idempotence, verify, destroy) is printed after it and collected
 # in .build/molecule/phases.tsv.
 #
+# MOLECULE_BENCH_QUICK=1 (make molecule sets it): after the trixie scenarios,
+# before that guest stops, run `bench/run.py --quick --guest <the trixie
+# guest>` on it: question 1 at a tiny size (the floor ratio) and the
+# second-run ratio of site.yml from this run's slurm converge and idempotence
+# phase times (phases.tsv); about a minute.  It checks only that the results
+# are well formed; its output is .build/molecule/bench-quick.log and
+# .build/bench-quick/, and a failure counts like a failed scenario.
+#
 # Needs the venv (tests/setup/venv.sh) and the collections tree
 # (tests/setup/collections.sh, refreshed here) so `hpc.jobroot.*` resolves to
 # the working tree's files.
@@ -115,6 +123,18 @@ for su in "${suites[@]}"; do
         fi
         seconds[$s]=$(( $(date +%s) - start ))
     done
+    if [ "$su" = trixie ] && [ "${MOLECULE_BENCH_QUICK:-0}" = 1 ]; then
+        log "bench-quick on $running (log: $LOG_DIR/bench-quick.log)"
+        start=$(date +%s)
+        if "$VENV/bin/python" "$REPO_ROOT/bench/run.py" --quick --guest "$running" 2>&1 \
+                | tee "$LOG_DIR/bench-quick.log"; then
+            result[bench-quick]=passed
+        else
+            result[bench-quick]=FAILED
+            failed=1
+        fi
+        seconds[bench-quick]=$(( $(date +%s) - start ))
+    fi
     "$HERE/guest.sh" stop "$running"
     running=""
 done
@@ -127,5 +147,10 @@ for su in "${suites[@]}"; do
         printf '  %-20s %-7s %4d s   %s\n' "$s" "${result[$s]}" "${seconds[$s]}" \
             "$(awk -F'\t' -v s="$s" '$1 == s { printf "%s %ss  ", $2, $3 }' "$MOLECULE_PHASES_TSV")" >&2
     done
+    if [ -n "${result[bench-quick]:-}" ] && [ "$su" = trixie ]; then
+        printf '  %-20s %-7s %4d s   %s\n' bench-quick "${result[bench-quick]}" "${seconds[bench-quick]}" \
+            "$(sed -nE 's/^bench: (floor|second-run) ratio[^:]*: ([0-9.]+x).*/\1 \2 /p' "$LOG_DIR/bench-quick.log" \
+               | tr -d '\n')" >&2
+    fi
 done
 exit $failed

@@ -109,6 +109,9 @@ guest-sid: collections
 molecule-sid: guest-sid
 	@$(TIMED) $@ $(REPO)/tests/guest/optional-suite.sh sid molecule
 
+# make molecule runs this on its trixie guest (MOLECULE_BENCH_QUICK=1); alone
+# it boots a guest and needs a molecule slurm run's .build/molecule/phases.tsv
+# for the second-run ratio (bench/site_run.py from_phases).
 bench-quick: guest
 	@$(TIMED) $@ $(REPO)/bench/run.py --quick
 

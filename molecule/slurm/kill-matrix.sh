@@ -9,7 +9,9 @@
 # done.
 #
 # The steps are the library's own list (faults.STEPS), so a new kill point is
-# tried without changing this script.  A prologue step: the prologue is
+# tried without changing this script; the steps only an encrypted volume
+# passes (faults.ENCRYPTED_STEPS) are left out, since this node does not
+# encrypt: the jobvol scenario kills at those (test_jobvol.py).  A prologue step: the prologue is
 # killed there.  An epilogue step: a full prologue, a process of the job's
 # user left running in the root (as a job would), and the epilogue killed
 # there.  Every run must die by SIGKILL (exit 137: the step was reached);
@@ -30,7 +32,7 @@ canary=$home/canary
 
 mapfile -t steps < <(python3 -I -c 'import sys; sys.path.insert(0, sys.argv[1])
 from ansible_collections.hpc.jobroot.plugins.module_utils import faults
-print("\n".join(faults.STEPS))' "$library")
+print("\n".join(s for s in faults.STEPS if s not in faults.ENCRYPTED_STEPS))' "$library")
 [ ${#steps[@]} -gt 0 ] || { echo "no kill points found in $library" >&2; exit 2; }
 
 count() { # count FOLDER [find tests...]: entries directly in FOLDER

@@ -49,6 +49,10 @@ DEFAULTS = {
     # Torque: after this many failed prologues of one job on this node, abort
     # it (exit 1) instead of requeueing it (exit 2) once more.
     "max_setup_failures": 3,
+    # dm-crypt plain over every job volume (dmcrypt.py); or only for the jobs
+    # that ask for it (Slurm: --jobroot-encrypt), if encrypt_on_request.
+    "encrypt": False,
+    "encrypt_on_request": False,
 }
 
 
@@ -96,6 +100,12 @@ class NodeConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValidationError("config %s must be a whole number >= 0, got %r" % (name, value))
+        for name in ("encrypt", "encrypt_on_request"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValidationError("config %s must be true or false, got %r" % (name, getattr(self, name)))
+            if getattr(self, name) and not self.volume_group:
+                raise ValidationError("config %s needs a volume_group: directory mode has no "
+                                      "volume to encrypt" % name)
         if self.fstype not in ("ext4", "xfs"):
             raise ValidationError("config fstype must be ext4 or xfs, got %r" % (self.fstype,))
         for name in ("root_base", "image_base", "allow_list", "run_dir", "pbs_home"):

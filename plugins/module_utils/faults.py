@@ -35,6 +35,7 @@ STEPS = (
     "prologue.state-saved",       # state file says phase "setup"
     "prologue.pinned",            # image version pinned, root base private
     "prologue.volume-created",    # lvm.create: LV exists, no file system
+    "prologue.volume-opened",     # lvm.create, encrypted: crypt mapping open, no file system
     "prologue.volume-formatted",  # lvm.create: file system made, not mounted
     "prologue.volume-mounted",    # the LV is mounted at the job root
     "prologue.bind-mounted",      # bindtree.apply: the first mount, no manifest
@@ -46,10 +47,17 @@ STEPS = (
     "epilogue.records-removed",   # records and refusal gone
     "epilogue.processes-ended",   # what ran in the root was killed
     "epilogue.tree-unmounted",    # bind tree unmounted, LV still mounted
+    "epilogue.volume-unmounted",  # lvm.remove, encrypted: unmounted, crypt mapping still open
+    "epilogue.volume-closed",     # lvm.remove, encrypted: mapping closed (key gone), LV there
     "epilogue.volume-removed",    # LV unmounted and removed
     "epilogue.unpinned",          # pin gone, state file left
     "epilogue.state-forgotten",   # all gone: the process dies before exit
 )
+
+
+#: The steps only an encrypted job volume passes (node config ``encrypt``);
+#: a node without encryption never reaches them.
+ENCRYPTED_STEPS = ("prologue.volume-opened", "epilogue.volume-unmounted", "epilogue.volume-closed")
 
 
 def check(environ=None):

@@ -10,7 +10,8 @@ role job_hooks installs a thin entry script, /usr/libexec/hpc-jobroot/jobroot
 node's private library tree, so a prologue costs a Python start, not an
 Ansible run. Usage (docs/design.md, "The hook command"):
 
-  jobroot prologue --batch-system slurm --       # SLURM_JOB_ID, SLURM_JOB_USER, SPANK_JOBROOT_IMAGE
+  jobroot prologue --batch-system slurm --       # SLURM_JOB_ID, SLURM_JOB_USER, SPANK_JOBROOT_IMAGE,
+                                                 # SPANK_JOBROOT_ENCRYPT
   jobroot epilogue --batch-system slurm --
   jobroot prologue --batch-system torque -- JOBID USER GROUP JOBNAME LIMITS QUEUE ACCOUNT
   jobroot epilogue --batch-system torque -- JOBID USER GROUP JOBNAME SESSION LIMITS USED QUEUE ACCOUNT
@@ -195,7 +196,8 @@ def run_job_hook(opts, job):
             lifecycle.epilogue(cfg, job.job_id, opts.batch_system, progress)
             return 0
         wanted = lifecycle.requested_image(cfg, opts.batch_system, os.environ, job.queue)
-        result = lifecycle.prologue(cfg, job.job_id, job.user, wanted, opts.batch_system, progress)
+        result = lifecycle.prologue(cfg, job.job_id, job.user, wanted, opts.batch_system, progress,
+                                    encrypt=lifecycle.requested_encryption(opts.batch_system, os.environ))
         if "refused" not in result:
             if is_torque:
                 torque_event(cfg, job.job_id, "hpc-jobroot: job root %s (image %s)" % (

@@ -135,19 +135,49 @@ def requested_image(cfg, batch_system, env=None, queue=None):
     return None
 
 
-def prologue(cfg, job_id, user, image_name=None, batch_system="slurm", log=_silent):
+def requested_encryption(batch_system, env=None):
+    """Return True if the job asked for an encrypted volume.
+
+    Slurm: ``SPANK_JOBROOT_ENCRYPT=1`` in *env* (the SPANK plugin passes the
+    job's ``--jobroot-encrypt`` there). Torque has no per-job request (a
+    Torque prologue sees no job variables): the node config decides alone.
+    """
+    return batch_system == "slurm" and (env or {}).get("SPANK_JOBROOT_ENCRYPT") == "1"
+
+
+def encryption(cfg, requested):
+    """Decide whether a job's volume is encrypted; return ``(encrypt, refusal)``.
+
+    *cfg*: the node config; *requested*: the job asked for it (bool). The
+    node's ``encrypt`` encrypts every job; ``encrypt_on_request`` lets a job
+    ask. A request the node does not allow gives ``(False, reason)``: the
+    job is refused (never silently run unencrypted). Directory mode (no
+    volume group) has no volume: ``encrypt`` needs one (config.py).
+    """
+    if requested and not (cfg.encrypt or cfg.encrypt_on_request):
+        return False, ("it asks for an encrypted job volume (--jobroot-encrypt), and this node "
+                       "does not allow that (node config encrypt_on_request is false)")
+    return bool(cfg.volume_group) and bool(cfg.encrypt or requested), None
+
+
+def prologue(cfg, job_id, user, image_name=None, batch_system="slurm", log=_silent, encrypt=False):
     """Prepare the root of job *job_id* for *user*; return a result dict.
 
     *cfg*: a validated config.NodeConfig. *image_name*: the requested image name or
     None for the node default. *batch_system*: ``slurm``, ``torque`` or
     ``none`` (where to write the record). *log*: a callable taking one str.
+    *encrypt*: the job asked for an encrypted volume
+    (:func:`requested_encryption`). The volume is encrypted (dmcrypt.py) when
+    the node's ``encrypt`` is set, or the job asks and the node's
+    ``encrypt_on_request`` allows it; a request the node does not allow is
+    refused before anything is made.
 
     With a volume group the root is a fresh LV of one slot; without one
     (directory mode) it is a plain directory under root_base: same bind
     tree, lifecycle, gc and safety, but no size limit (``lv`` and
     ``size_bytes`` are None).
 
-    Returns ``{"job_id", "root", "image", "tree", "lv", "size_bytes", "record"}``,
+    Returns ``{"job_id", "root", "image", "tree", "lv", "size_bytes", "record", "encrypted"}``,
     or ``{"job_id", "refused": reason}`` if the job's request is refused (the
     reason is recorded for the batch system to show the job's owner).
     Raises ValidationError for a bad job id or user (from the batch system,
@@ -172,6 +202,10 @@ def prologue(cfg, job_id, user, image_name=None, batch_system="slurm", log=_sile
                                    "batch_system": batch_system, "reason": reason})
             log(reason)
             return {"job_id": job_id, "refused": reason}
+
+        encrypted, refusal = encryption(cfg, encrypt)
+        if refusal:
+            return refuse(refusal)
 
         # A bad allow-list or image refuses the jobs that need it, never the
         # node: a failed Slurm Prolog drains it for every job (issue 11, item 7).
@@ -209,7 +243,7 @@ def prologue(cfg, job_id, user, image_name=None, batch_system="slurm", log=_sile
                 lv = lvm.lv_name_for(key)
                 size = lvm.create(cfg.volume_group, lv, cfg.slot_extents, root, cfg.fstype,
                                   cfg.thin_pool, max_lvs=cfg.slots,
-                                  lock=lock.node_lock(cfg.run_dir))["size_bytes"]
+                                  lock=lock.node_lock(cfg.run_dir), encrypt=encrypted)["size_bytes"]
             else:
                 lv, size = None, None
                 _make_dir_root(root)
@@ -236,13 +270,13 @@ def prologue(cfg, job_id, user, image_name=None, batch_system="slurm", log=_sile
                 pass  # logged by _teardown; the cause to report is the setup failure
             raise
         result = {"job_id": job_id, "root": root, "image": name, "tree": real_tree, "lv": lv,
-                  "size_bytes": size, "record": record}
+                  "size_bytes": size, "record": record, "encrypted": encrypted}
         _save_state(cfg, key, dict(result, user=user, phase="ready", batch_system=batch_system))
         faults.checkpoint("prologue.ready")
         files.remove_file(rundir.failures_path(cfg.run_dir, key))
         log("job %s: root %s ready (image %s, %s)" % (
             job_id, root, name, "directory mode, no size limit" if lv is None else
-            "%d MiB on %s/%s" % (size >> 20, cfg.volume_group, lv)))
+            "%d MiB on %s/%s%s" % (size >> 20, cfg.volume_group, lv, ", encrypted" if encrypted else "")))
         return result
 
 
@@ -451,10 +485,39 @@ def gc(cfg, alive=None, log=_silent):
             report[key] = "error: %s" % exc
         finally:
             job_lock.release()
+    if cfg.volume_group:
+        try:
+            stale = _close_stale_mappings(cfg)
+        except JobrootError as exc:
+            stale = "error: closing stale crypt mappings: %s" % exc
+        if stale:
+            report["stale mappings"] = stale
     temps = sweep_temps(cfg)
     if temps:
         report["temp files"] = ["remove %s" % path for path in temps]
     return report
+
+
+def _close_stale_mappings(cfg):
+    """Close our crypt mappings of the node's VG whose LV is gone; return actions (list of str).
+
+    A job's own teardown closes its mapping before it removes the LV
+    (lvm.remove); this catches a mapping whose LV is no longer there (so no
+    job key leads to it). Mappings of LVs that exist (running jobs, or jobs
+    whose teardown failed) are left alone. Sysfs is read first, so a node
+    with no mapping of ours costs no LVM call. Raises JobrootError (an LVM
+    or cryptsetup failure).
+    """
+    from ansible_collections.hpc.jobroot.plugins.module_utils import dmcrypt, lvm
+    if not dmcrypt.mappings():
+        return []
+    keep = set()
+    for lv in lvm.list_lvs(cfg.volume_group):
+        try:
+            keep.add(lvm.crypt_name(cfg.volume_group, lv["name"]))
+        except ValidationError:
+            pass  # a name too long for a mapping: no mapping of ours can be over it
+    return ["close %s" % name for name in dmcrypt.close_stale(lvm.dm_name(cfg.volume_group, ""), keep)]
 
 
 def _is_key(name, suffixes=("",)):

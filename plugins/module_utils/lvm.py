@@ -29,7 +29,7 @@ import os
 import re
 import subprocess
 
-from ansible_collections.hpc.jobroot.plugins.module_utils import faults, mountinfo, mounts, validate
+from ansible_collections.hpc.jobroot.plugins.module_utils import dmcrypt, faults, mountinfo, mounts, validate
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import (
     CommandError, JobrootError, NoFreeSlotError, ValidationError)
 
@@ -93,6 +93,28 @@ def dm_name(vg, lv):
 def dm_path(vg, lv):
     """Return ``/dev/mapper/<dm name>`` of *vg*/*lv*: what mountinfo shows as source."""
     return "/dev/mapper/" + dm_name(vg, lv)
+
+
+def crypt_name(vg, lv):
+    """Return the dm-crypt mapping name of *vg*/*lv*: ``dmcrypt.PREFIX`` + :func:`dm_name`.
+
+    ``crypt_name("vg-jobs", "jobroot_1")`` is ``"jobroot_crypt-vg--jobs-jobroot_1"``.
+    Raises ValidationError if it would be longer than device-mapper allows.
+    """
+    return dmcrypt.mapping_name(dm_name(vg, lv))
+
+
+def _crypt_name_or_none(vg, lv):
+    # An LV whose mapping name would be too long was never encrypted by us.
+    try:
+        return crypt_name(vg, lv)
+    except ValidationError:
+        return None
+
+
+def fs_device(vg, lv, encrypt=False):
+    """Return the device the job's file system is on: the crypt mapping if *encrypt*, else the LV."""
+    return dmcrypt.device(crypt_name(vg, lv)) if encrypt else dm_path(vg, lv)
 
 
 def _report(cmd, key):
@@ -289,11 +311,20 @@ def mkfs_cmd(fstype, device):
     raise ValidationError("file system type %r is not ext4 or xfs" % (fstype,))
 
 
-def mounted_at(vg, lv, mountpoint, table=None):
-    """Return True if *vg*/*lv* is mounted at *mountpoint* (read from mountinfo)."""
+def mounted_at(vg, lv, mountpoint, table=None, encrypt=None):
+    """Return True if *vg*/*lv* is mounted at *mountpoint* (read from mountinfo).
+
+    *encrypt*: None counts the LV itself and its crypt mapping
+    (:func:`crypt_name`) alike; True only the mapping; False only the LV.
+    """
     table = mountinfo.read() if table is None else table
     top = mountinfo.top_at(table, mountpoint)
-    return top is not None and top.source in (dm_path(vg, lv), "/dev/%s/%s" % (vg, lv))
+    sources = set()
+    if encrypt is not True:
+        sources |= {dm_path(vg, lv), "/dev/%s/%s" % (vg, lv)}
+    if encrypt is not False and _crypt_name_or_none(vg, lv):
+        sources.add(dmcrypt.device(crypt_name(vg, lv)))
+    return top is not None and top.source in sources
 
 
 def plan(vg, lv, existing, info, extents, thin_pool="", tag=TAG, max_lvs=None, check_space=True):
@@ -329,14 +360,18 @@ def plan(vg, lv, existing, info, extents, thin_pool="", tag=TAG, max_lvs=None, c
 
 
 def create(vg, lv, extents, mountpoint, fstype="ext4", thin_pool="", tag=TAG,
-           max_lvs=None, lock=None):
-    """Create, format and mount a job LV; return ``{"extents", "size_bytes", "created"}``.
+           max_lvs=None, lock=None, encrypt=False):
+    """Create, format and mount a job LV; return ``{"extents", "size_bytes", "created", "encrypted"}``.
 
     *vg*, *lv*, *thin_pool*: LVM names. *extents*: size in extents.
     *mountpoint*: clean absolute path; created (mode 0755) if missing.
     *max_lvs*: if set, refuse with NoFreeSlotError when that many LVs with
     *tag* already exist (one per slot). *lock*: a context manager held
     while slots are counted and the LV is created (the node lock).
+    *encrypt*: put the file system on a dm-crypt plain mapping over the LV,
+    with a fresh random key that is never on disk (module dmcrypt.py). A
+    mapping left open over the LV by an earlier run is closed first, either
+    way, so its key and data are gone before the new file system is made.
 
     Idempotent: an existing LV with *tag* that is mounted at *mountpoint* is
     left as it is. One that is not mounted was left by a crashed prologue or
@@ -351,16 +386,16 @@ def create(vg, lv, extents, mountpoint, fstype="ext4", thin_pool="", tag=TAG,
     together), then ``lvcreate`` for a new LV. Raises ValidationError for a
     bad name or path (before any command runs), NoFreeSlotError (see
     :func:`plan`), JobrootError for an LV that is not ours or a missing VG,
-    CommandError if an LVM command or mkfs fails, and OSError if the mount
-    fails.
+    CommandError if an LVM command, cryptsetup or mkfs fails, and OSError if
+    the mount fails.
     """
     validate.volume_group(vg)
     validate.lv_name(lv)
     if thin_pool:
         validate.lv_name(thin_pool)
     validate.managed_path(mountpoint, "mount point")
-    mkfs = mkfs_cmd(fstype, dm_path(vg, lv))
-    device = dm_path(vg, lv)
+    device = fs_device(vg, lv, encrypt)
+    mkfs = mkfs_cmd(fstype, device)
     created = False
     with lock if lock is not None else _nolock():
         info, existing = vg_report(vg)
@@ -369,8 +404,14 @@ def create(vg, lv, extents, mountpoint, fstype="ext4", thin_pool="", tag=TAG,
             run(create_cmd(vg, lv, extents, info["extent_size"], thin_pool, tag))
             created = True
     try:
-        if not mounted_at(vg, lv, mountpoint):
+        if not mounted_at(vg, lv, mountpoint, encrypt=encrypt):
             faults.checkpoint("prologue.volume-created")
+            stale = _crypt_name_or_none(vg, lv)
+            if stale:
+                dmcrypt.close(stale)  # an earlier run's mapping: its key and data go first
+            if encrypt:
+                dmcrypt.open_plain(dm_path(vg, lv), crypt_name(vg, lv))
+                faults.checkpoint("prologue.volume-opened")
             run(mkfs)
             faults.checkpoint("prologue.volume-formatted")
             if not os.path.isdir(mountpoint):
@@ -379,8 +420,14 @@ def create(vg, lv, extents, mountpoint, fstype="ext4", thin_pool="", tag=TAG,
     except Exception:
         if created:
             remove(vg, lv, mountpoint)
+        elif encrypt and not mounted_at(vg, lv, mountpoint):
+            try:
+                dmcrypt.close(crypt_name(vg, lv))  # never leave a key behind for a failed start
+            except JobrootError:
+                pass  # the error to report is the one raised; gc closes it later
         raise
-    return {"extents": extents, "size_bytes": extents * info["extent_size"], "created": created}
+    return {"extents": extents, "size_bytes": extents * info["extent_size"], "created": created,
+            "encrypted": bool(encrypt)}
 
 
 class _nolock:
@@ -404,7 +451,11 @@ def remove(vg, lv, mountpoint=None, tag=TAG, lazy=False):
 
     If *mountpoint* is given: unmount the LV there (lazily if *lazy* and it is
     busy) and remove the mount point with ``rmdir`` once empty (it is empty
-    once the LV is unmounted, since it was made only to hold the mount). An
+    once the LV is unmounted, since it was made only to hold the mount).
+    Then, if the LV's crypt mapping (:func:`crypt_name`) is open, it is
+    closed (``cryptsetup close``: the key is gone) before the LV is removed;
+    whether it is open is read from sysfs, so this works whatever the node
+    config says now. An
     LV that does not exist is fine (already gone); one without *tag* is
     refused. Never deletes files: the data goes with the LV.
 
@@ -421,12 +472,13 @@ def remove(vg, lv, mountpoint=None, tag=TAG, lazy=False):
     Raises ValidationError for a bad VG, LV or tag name or mount point
     (before any command runs), JobrootError if the LV is still mounted after
     the unmount, exists without *tag* (not ours, left in place), or is
-    still there after lvremove, and CommandError if an LVM command fails
-    (the VG does not exist, the LV is open).
+    still there after lvremove, and CommandError if an LVM command or
+    cryptsetup fails (the VG does not exist, the LV or mapping is open).
     """
     validate.volume_group(vg)
     validate.lv_name(lv)
     validate.lv_tag(tag)
+    name = _crypt_name_or_none(vg, lv)
     changed = False
     if mountpoint:
         validate.managed_path(mountpoint, "mount point")
@@ -434,6 +486,10 @@ def remove(vg, lv, mountpoint=None, tag=TAG, lazy=False):
             changed |= mounts.umount(mountpoint, lazy=lazy)
             if mounted_at(vg, lv, mountpoint):
                 raise JobrootError("%s is still mounted on %s" % (lv, mountpoint))
+    if name and name in dmcrypt.mappings():
+        faults.checkpoint("epilogue.volume-unmounted")
+        changed |= dmcrypt.close(name)
+        faults.checkpoint("epilogue.volume-closed")
     out = run(["lvremove", "--yes", "--autobackup", "n",
                "--select", 'lv_name="%s" && lv_tags={"%s"}' % (lv, tag), "--", vg])
     if _removed(out, vg, lv):

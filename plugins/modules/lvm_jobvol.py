@@ -21,6 +21,10 @@ description:
     so the disk is never oversubscribed. With O(slots), once that many tagged LVs exist, the
     next job fails with C(no free slot).
   - An existing LV that does not carry O(tag) is never touched.
+  - With O(encrypt=true) the file system is made on a dm-crypt plain mapping over the LV
+    (C(/dev/mapper/jobroot_crypt-<LV's device-mapper name>)) with a fresh random key that is
+    never written anywhere; O(state=absent) unmounts, closes the mapping (the key is gone),
+    then removes the LV.
 options:
   job_id:
     description:
@@ -74,6 +78,29 @@ options:
     description: LVM tag that marks the LV as a job volume. Sweeps find leaked volumes by it.
     type: str
     default: hpc_jobroot
+  encrypt:
+    description:
+      - Encrypt the job's volume with dm-crypt in plain mode (C(cryptsetup open --type plain),
+        cipher C(aes-xts-plain64), a 512-bit key). The key is 64 bytes from the kernel's random
+        source (C(os.urandom)), handed to C(cryptsetup) through a pipe on its standard input
+        (C(--key-file=-), C(--hash plain)) and dropped at once - never in an argument vector, an
+        environment or a file, tmpfs included. It then lives only in kernel memory, in the
+        mapping's table, until C(cryptsetup close) at O(state=absent) wipes it. Works on thick
+        and thin LVs.
+      - B(Protects) the job's data once the job has ended - on the LV's extents and the raw
+        disk, after the extents are reused by another job, on a stolen node or a swapped disk -
+        since nobody has the key any more. A fresh file system alone does not erase old blocks.
+      - B(Does not protect) a running job's data from root on the node (root can read the
+        mounted files, and the key with C(dmsetup table --showkeys)), nor from anyone who can
+        read kernel memory while the mapping is open. Nothing can reopen the volume - by design
+        its data lives only as long as its mapping; after a crash or reboot it is unreadable.
+      - Costs CPU on every read and write (AES; fast with AES-NI). Requires C(cryptsetup) and
+        the dm-crypt kernel module.
+      - With O(state=present), an LV already mounted the other way (plain when O(encrypt=true),
+        or encrypted when V(false)) is an error; remove it first. O(state=absent) closes the
+        mapping whenever one is open, whatever this option says.
+    type: bool
+    default: false
   state:
     description:
       - V(present) creates, formats and mounts. An existing tagged LV that is mounted at the
@@ -99,8 +126,12 @@ notes:
     120 s timeout on every LVM command and the handling of dashed VG names follow what
     HTCondor's per-job LVM support learnt in production.
   - Requires root and lvm2; C(mkfs.xfs) for V(xfs). Needs device-mapper in the kernel.
+  - O(encrypt) follows cryptsetup(8) (C(open --type plain), C(--key-file=-)) and improves on
+    HTCondor's C(ENCRYPT_EXECUTE_DIRECTORY) (23.10 and later), which supports thick LVs only and
+    writes its key to a file in C(/dev/shm) before unlinking it.
 requirements:
   - lvm2
+  - cryptsetup (for O(encrypt))
 author:
   - hpc.jobroot developers (@hpc-jobroot)
 """
@@ -119,6 +150,13 @@ EXAMPLES = r"""
     thin_pool: pool
     size_mib: 2048
     fstype: xfs
+
+- name: An encrypted volume (thin LVs work too); its key exists only in the kernel
+  hpc.jobroot.lvm_jobvol:
+    job_id: "4712"
+    volume_group: vg-jobs
+    slots: 4
+    encrypt: true
 
 - name: Remove it when the job ends
   hpc.jobroot.lvm_jobvol:
@@ -173,6 +211,18 @@ thin:
   returned: always
   type: bool
   sample: false
+encrypted:
+  description: Whether the file system is on a dm-crypt mapping (O(encrypt)).
+  returned: always
+  type: bool
+  sample: true
+fs_device:
+  description:
+    - The device the file system is on - the dm-crypt mapping
+      C(/dev/mapper/jobroot_crypt-<dm name>) when O(encrypt=true), else RV(dm_path).
+  returned: always
+  type: str
+  sample: /dev/mapper/jobroot_crypt-vg--jobs-jobroot_4711
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -206,6 +256,7 @@ def main():
             root_base=dict(type="path", default="/var/lib/hpc-jobroot/roots"),
             tag=dict(type="str", default="hpc_jobroot"),
             state=dict(type="str", default="present", choices=["present", "absent"]),
+            encrypt=dict(type="bool", default=False),
         ),
         mutually_exclusive=[("size_mib", "extents", "slots")],
         required_if=[("state", "present", ("size_mib", "extents", "slots"), True)],
@@ -225,7 +276,8 @@ def main():
         mountpoint = p["root_base"] + "/" + key
         out = dict(lv_name=lv, volume_group=vg, lv_path="/dev/%s/%s" % (vg, lv),
                    dm_path=lvm.dm_path(vg, lv), mountpoint=mountpoint, fstype=p["fstype"],
-                   thin=bool(p["thin_pool"]))
+                   thin=bool(p["thin_pool"]), encrypted=p["encrypt"],
+                   fs_device=lvm.fs_device(vg, lv, p["encrypt"]))
         info, existing = lvm.vg_report(vg)
         mounted = lvm.mounted_at(vg, lv, mountpoint)
         before = "%s: %s\n" % (lv, ("mounted at " + mountpoint) if mounted else
@@ -239,10 +291,13 @@ def main():
         # space are checked when create acts, so check mode reports as before
         extents, _new = lvm.plan(vg, lv, existing, info, lambda: _size(p, info),
                                  p["thin_pool"] or "", p["tag"], check_space=False)
+        if mounted and not lvm.mounted_at(vg, lv, mountpoint, encrypt=p["encrypt"]):
+            raise JobrootError("%s is mounted at %s %s; remove it first (state=absent)" % (
+                lv, mountpoint, "unencrypted" if p["encrypt"] else "encrypted"))
         changed = not mounted
         if changed and not module.check_mode:
             lvm.create(vg, lv, extents, mountpoint, p["fstype"], p["thin_pool"] or "", p["tag"],
-                       max_lvs=p["slots"])
+                       max_lvs=p["slots"], encrypt=p["encrypt"])
         out.update(extents=extents, size_bytes=extents * info["extent_size"])
     except JobrootError as exc:
         module.fail_json(msg=str(exc), job_id=p["job_id"])

@@ -347,6 +347,255 @@ def test_stale_volume_after_reboot(host):
     assert again["changed"] is False
 
 
+# --- encrypted job volumes (issue 17) ------------------------------------------------
+
+CRYPT = VARS["jobvol_crypt"]
+#: (kind, encrypted) -> job id; the unencrypted ones are the positive controls
+CRYPT_JOBS = {("thick", True): "701", ("thick", False): "702", ("thin", True): "703", ("thin", False): "704"}
+WATCHES = {"/root/crypt-watch-tree": ["-r", "/run", "/dev/shm", "/tmp"], "/root/crypt-watch-top": ["/"]}
+
+# Run in the guest: read the keys of the named mappings from the kernel
+# (dmsetup table --showkeys, so no key is on any command line), then look for
+# them - raw, hex and HEX - in every process's cmdline and environ and in every
+# file the inotify watches saw written.  Then the positive control: a process
+# with the key in its argv and a file with it in /dev/shm must be found.
+SCAN = r"""
+import json, os, subprocess, sys, time
+keys = [subprocess.run(["dmsetup", "table", "--showkeys", n], capture_output=True, text=True,
+                       check=True).stdout.split()[4] for n in sys.argv[2:]]
+spellings = [s for k in keys for s in (bytes.fromhex(k), k.encode(), k.upper().encode())]
+def written():
+    return sorted({line.strip() for log in sys.argv[1].split(",") for line in open(log) if line.strip()})
+def scan(skip=()):
+    hits = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit() and int(pid) not in skip:
+            for what in ("cmdline", "environ"):
+                try:
+                    with open("/proc/%s/%s" % (pid, what), "rb") as f:
+                        data = f.read()
+                except OSError:
+                    continue
+                if any(s in data for s in spellings):
+                    hits.append("/proc/%s/%s" % (pid, what))
+    for path in written():
+        try:
+            if os.path.isfile(path) and not os.path.islink(path):
+                with open(path, "rb") as f:
+                    if any(s in f.read() for s in spellings):
+                        hits.append(path)
+        except OSError:
+            pass
+    return sorted(hits)
+clean, files = scan({os.getpid()}), written()
+control = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", keys[0]])
+with open("/dev/shm/jobroot-crypt-control", "wb") as f:
+    f.write(bytes.fromhex(keys[0]))
+time.sleep(1)
+found = scan({os.getpid()})
+control.kill()
+os.unlink("/dev/shm/jobroot-crypt-control")
+print(json.dumps({"key_hex_lengths": [len(k) for k in keys], "clean": clean, "written": files,
+                  "control": found, "control_pid": control.pid}))
+"""
+
+
+def crypt_name(vg, lv):
+    """The mapping name lvm_jobvol gives an encrypted LV: the prefix and the LV's dm name."""
+    return "jobroot_crypt-" + dm_path(vg, lv)[len("/dev/mapper/"):]
+
+
+def run_play(host, tasks):
+    """Run *tasks* (a list of task dicts) as one play on the guest; return (rc, output).
+
+    One ansible-playbook run instead of one ad-hoc call per step: each
+    Ansible start costs seconds in the TCG guest.
+    """
+    runner = host.backend.ansible_runner
+    play = [{"name": "encrypted job volumes", "hosts": host.backend.host, "gather_facts": False,
+             "tasks": tasks}]
+    with tempfile.NamedTemporaryFile("w", suffix=".yml") as handle:
+        yaml.safe_dump(play, handle)
+        handle.flush()
+        proc = subprocess.run(["ansible-playbook", "-i", runner.inventory_file, handle.name],
+                              capture_output=True, text=True, timeout=900, check=False)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def crypt_task(job_id, kind, encrypt, state="present", **extra):
+    args = {"job_id": job_id, "volume_group": CRYPT["volume_group"], "root_base": ROOT_BASE,
+            "state": state, "encrypt": encrypt}
+    if state == "present":
+        args["size_mib"] = CRYPT["size_mib"]
+        if kind == "thin":
+            args["thin_pool"] = CRYPT["thin_pool"]
+    return dict({"name": "%s %s %s%s" % (state, kind, job_id, " encrypted" if encrypt else ""),
+                 "hpc.jobroot.lvm_jobvol": args}, **extra)
+
+
+# Run in the guest while the volumes exist (one call: each guest command costs
+# seconds under TCG): write each job's marker 2000 times to a file on its
+# volume and sync; report each volume's mount source, dm table target and
+# cipher, whether blkid finds a file system on the LV itself, and the PV
+# byte ranges of the extents that hold its data (the LV's own for thick, the
+# pool's _tdata for thin; lvs --segments seg_pe_ranges, pvs pe_start).
+# Arguments: VG POOL ROOT_BASE then KEY:KIND:ENCRYPTED:MARKER per job.
+INSPECT = r"""
+import json, os, subprocess, sys
+vg, pool, base = sys.argv[1:4]
+def out(*cmd):
+    return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
+extent = int(out("vgs", "--noheadings", "--units", "b", "--nosuffix", "-o", "vg_extent_size", vg))
+res = {}
+for arg in sys.argv[4:]:
+    key, kind, enc, marker = arg.split(":")
+    with open(os.path.join(base, key, "marker"), "w") as f:
+        f.write((marker + "\n") * 2000)
+    lv = "jobroot_" + key
+    name = "jobroot_crypt-%s-%s" % (vg.replace("-", "--"), lv.replace("-", "--"))
+    ranges = []
+    for part in out("lvs", "-a", "--noheadings", "--segments", "-o", "seg_pe_ranges",
+                    "%s/%s" % (vg, lv if kind == "thick" else pool + "_tdata")).split():
+        pv, span = part.rsplit(":", 1)
+        first, last = (int(x) for x in span.split("-"))
+        pe_start = int(out("pvs", "--noheadings", "--units", "b", "--nosuffix", "-o", "pe_start", pv))
+        ranges.append([pv, pe_start + first * extent, (last - first + 1) * extent])
+    res[key] = {"source": out("findmnt", "-n", "-o", "SOURCE", "--mountpoint", os.path.join(base, key)),
+                "table": out("dmsetup", "table", name).split()[2:4] if enc == "1" else None,
+                "blkid_rc": subprocess.run(["blkid", "-p", "/dev/%s/%s" % (vg, lv)],
+                                           capture_output=True, check=False).returncode,
+                "ranges": ranges}
+os.sync()
+print(json.dumps(res))
+"""
+
+# Run in the guest after the volumes are gone: count the lines holding each
+# marker in its byte ranges of the PVs, read with O_DIRECT (not the page
+# cache).  Arguments: one JSON list of [marker, [[pv, offset, length], ...]].
+COUNT = r"""
+import json, mmap, os, sys
+counts = []
+for marker, ranges in json.loads(sys.argv[1]):
+    n = 0
+    for pv, offset, length in ranges:
+        fd = os.open(pv, os.O_RDONLY | os.O_DIRECT)
+        try:
+            buf = mmap.mmap(-1, length)
+            os.preadv(fd, [buf], offset)
+            n += buf.read().count(marker.encode() + b"\n")
+        finally:
+            os.close(fd)
+    counts.append(n)
+print(json.dumps(counts))
+"""
+
+
+@pytest.fixture(scope="module")
+def crypt_vg(host):
+    """A small VG on the spare disk with a small thin pool; removed again whatever happens."""
+    vg = CRYPT["volume_group"]
+    host.check_output("pvcreate -q %s && vgcreate -q %s %s && lvcreate -q --type thin-pool -L %sM -n %s %s",
+                      VARS["jobvol_spare_pv"], vg, VARS["jobvol_spare_pv"], str(CRYPT["thin_pool_mib"]),
+                      CRYPT["thin_pool"], vg)
+    yield vg
+    host.run("for m in $(findmnt -rn -o TARGET | grep '^%s/7'); do umount $m; done; "
+             "for d in $(dmsetup ls --target crypt | awk '/^jobroot_crypt-jobcrypt-/ {print $1}'); do "
+             "cryptsetup close $d; done; vgremove -q -ff %s; pvremove -q %s; rmdir %s/7* 2>/dev/null; true",
+             ROOT_BASE, vg, VARS["jobvol_spare_pv"], ROOT_BASE)
+
+
+def test_encrypted_volumes_keep_no_plain_text_and_no_key_anywhere(host, crypt_vg):
+    """Thick and thin: the marker a job wrote is not in plain text on the extents it held, and
+    no file and no process held the key while the volume was open.
+
+    Positive controls: the unencrypted volumes' markers are found on their extents by the same
+    check, and a planted process and /dev/shm file holding the key are found by the same scan.
+    """
+    vg = crypt_vg
+    markers = {job: os.urandom(24).hex() for job in CRYPT_JOBS.values()}
+    # names of our own, no quoting needed; inotifywait says "Watches established." on stderr
+    start = " ".join("rm -f %s %s.err; setsid inotifywait -m -e close_write,moved_to --format '%%w%%f' -o %s %s "
+                     "</dev/null >/dev/null 2>%s.err & echo $!;" % (log, log, log, " ".join(paths), log)
+                     for log, paths in WATCHES.items())
+    pids = host.check_output(start + " for i in $(seq 100); do [ $(cat %s 2>/dev/null | grep -c 'Watches "
+                             "established') -eq %d ] && exit 0; sleep 0.2; done; exit 1" % (
+                                 " ".join(log + ".err" for log in WATCHES), len(WATCHES))).split()
+    assert len(pids) == len(WATCHES) and all(p.isdigit() for p in pids), pids
+    try:
+        rc, out = run_play(host, [crypt_task(job, kind, enc) for (kind, enc), job in CRYPT_JOBS.items()])
+        assert rc == 0, out
+        seen = json.loads(host.check_output("python3 -c %s " + " ".join(
+            [vg, CRYPT["thin_pool"], ROOT_BASE] + ["%s:%s:%d:%s" % (job, kind, int(enc), markers[job])
+                                                   for (kind, enc), job in CRYPT_JOBS.items()]), INSPECT))
+        scan = json.loads(host.check_output(
+            "python3 -c %s " + ",".join(WATCHES) + " " +
+            " ".join(crypt_name(vg, f"jobroot_{job}") for (kind, enc), job in CRYPT_JOBS.items() if enc), SCAN))
+    finally:
+        host.run("kill " + " ".join(pids))
+    for (kind, enc), job in CRYPT_JOBS.items():
+        lv = f"jobroot_{job}"
+        got = seen[job]
+        assert got["source"] == ("/dev/mapper/" + crypt_name(vg, lv) if enc else dm_path(vg, lv)), got
+        if enc:
+            assert got["table"] == ["crypt", "aes-xts-plain64"], got
+            assert got["blkid_rc"] == 2, got  # the LV itself shows no file system, only ciphertext
+        else:
+            assert got["blkid_rc"] == 0, got
+    assert scan["key_hex_lengths"] == [128, 128]  # 512-bit keys
+    assert scan["clean"] == [], scan
+    assert not [f for f in scan["written"] if f.startswith("/dev/shm/")], scan["written"]
+    pid = scan["control_pid"]
+    assert f"/proc/{pid}/cmdline" in scan["control"] and "/dev/shm/jobroot-crypt-control" in scan["control"]
+    rc, out = run_play(host, [crypt_task(job, kind, enc, state="absent") for (kind, enc), job in CRYPT_JOBS.items()]
+                       + [{"name": "no mapping of ours is left", "ansible.builtin.command": "dmsetup ls --target crypt",
+                           "register": "left", "changed_when": False,
+                           "failed_when": "'jobroot_crypt-' in left.stdout"}])
+    assert rc == 0, out
+    jobs = list(CRYPT_JOBS.items())
+    counts = json.loads(host.check_output("python3 -c %s %s", COUNT, json.dumps(
+        [[markers[job], seen[job]["ranges"]] for (kind, enc), job in jobs])))
+    for ((kind, enc), job), found in zip(jobs, counts):
+        where = seen[job]["ranges"]
+        if enc:
+            assert found == 0, f"{kind} encrypted job {job}: its marker is in plain text on {where}"
+        else:
+            # most of the 2000 lines: a thin pool's chunks need not lie in order
+            assert found >= 1000, f"{kind} control job {job}: marker found {found} times on {where}: the check is blind"
+
+
+#: lvm_jobvol's encrypted kill points (faults.ENCRYPTED_STEPS), thick, and the open on thin;
+#: the kill points around them are the Slurm scenario's (kill-matrix.sh)
+KILLS = [("thick", "prologue.volume-opened"), ("thick", "epilogue.volume-unmounted"),
+         ("thick", "epilogue.volume-closed"), ("thin", "prologue.volume-opened")]
+
+
+def test_a_kill_at_each_step_then_removal_leaves_no_mapping(host, crypt_vg):
+    """SIGKILL lvm_jobvol at each encrypted step (faults.py), then remove as gc does.
+
+    Removal is lvm.remove, the call gc's teardown makes: it must close the
+    mapping left open and remove the LV, with nothing left in dmsetup or lvs.
+    """
+    tasks = []
+    for i, (kind, step) in enumerate(KILLS):
+        job = str(720 + i)
+        phase = step.split(".")[0]
+        if phase == "epilogue":
+            tasks.append(crypt_task(job, kind, True))
+        tasks.append(crypt_task(job, kind, True, state="present" if phase == "prologue" else "absent",
+                                environment={"HPC_JOBROOT_TESTING": "1", "HPC_JOBROOT_KILL_AT": step},
+                                register="killed", failed_when="(killed.rc | default(0)) not in [137, -9]"))
+        tasks.append(crypt_task(job, kind, True, state="absent"))
+        tasks.append({"name": "nothing left after a kill at %s (%s)" % (step, kind),
+                      "ansible.builtin.shell": "dmsetup ls --target crypt; lvs --noheadings -o lv_name %s; "
+                                               "findmnt -rn -o TARGET" % crypt_vg,
+                      "register": "left", "changed_when": False,
+                      "failed_when": "'jobroot_crypt-' in left.stdout or 'jobroot_7' in left.stdout"})
+    rc, out = run_play(host, tasks)
+    assert rc == 0, out
+    # each check task's header once (profile_tasks, when enabled, repeats the names in its recap)
+    assert out.count("TASK [nothing left after a kill at") == len(KILLS), out
+
+
 def test_remove_every_job_volume(host):
     """Last: remove what converge made; no tagged LV, no mount, no mount point is left."""
     for name, job in JOBS:

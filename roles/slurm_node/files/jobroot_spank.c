@@ -7,6 +7,10 @@
  *   style), is checked against the image-name syntax of docs/design.md and
  *   handed to the Prolog as SPANK_JOBROOT_IMAGE (spank_job_control_setenv adds
  *   the SPANK_ prefix).  No name means the node's default image.
+ *   --jobroot-encrypt asks for an encrypted job volume (issue 17): handed to
+ *   the Prolog as SPANK_JOBROOT_ENCRYPT=1.  The node decides: it encrypts
+ *   every job (node config encrypt), allows the request (encrypt_on_request),
+ *   or refuses the job with a reason.
  *
  * Node side (slurmstepd, remote context), in task_init_privileged, i.e. in
  * the forked, single-threaded task child, still root, before it becomes the
@@ -86,6 +90,7 @@ static char mnt_ns[PATH_MAX] = "";
 static char slurmd_pidfile[PATH_MAX] = "";
 static int require_root = 0;
 static char opt_image[IMAGE_NAME_MAX + 1] = "";
+static int opt_encrypt = 0;
 
 /* docs/design.md: ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ */
 static int valid_image_name(const char *s)
@@ -123,6 +128,21 @@ static struct spank_option jobroot_opt = {
 	"Run the job's tasks in the image NAME (see the node's allow-list; "
 	"default: the node's default image, or $JOBROOT_IMAGE)",
 	1, 0, opt_cb
+};
+
+static int encrypt_cb(int val, const char *optarg, int remote)
+{
+	(void)val; (void)optarg; (void)remote;
+	opt_encrypt = 1;
+	return 0;
+}
+
+static struct spank_option jobroot_encrypt_opt = {
+	"jobroot-encrypt", NULL,
+	"Encrypt the job's volume (dm-crypt, a random key that only the "
+	"kernel holds): its data is unreadable once the job ends. The job is "
+	"refused on nodes that do not allow it",
+	0, 0, encrypt_cb
 };
 
 static int copy_arg(char *dst, const char *val, const char *key)
@@ -172,7 +192,8 @@ int slurm_spank_init(spank_t sp, int ac, char **av)
 		return -1;
 	if (spank_context() == S_CTX_ALLOCATOR || spank_context() == S_CTX_LOCAL ||
 	    spank_context() == S_CTX_REMOTE)
-		return spank_option_register(sp, &jobroot_opt) == ESPANK_SUCCESS ? 0 : -1;
+		return spank_option_register(sp, &jobroot_opt) == ESPANK_SUCCESS &&
+		       spank_option_register(sp, &jobroot_encrypt_opt) == ESPANK_SUCCESS ? 0 : -1;
 	return 0;
 }
 
@@ -185,6 +206,11 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 	/* srun inside an existing allocation: the Prolog has already run */
 	if (spank_context() == S_CTX_LOCAL && getenv("SLURM_JOB_ID") && !opt_image[0])
 		return 0;
+	if (opt_encrypt &&
+	    spank_job_control_setenv(sp, "JOBROOT_ENCRYPT", "1", 1) != ESPANK_SUCCESS) {
+		slurm_error("jobroot: cannot pass --jobroot-encrypt to the Prolog");
+		return -1;
+	}
 
 	const char *name = opt_image;
 	if (!name[0]) {

@@ -71,8 +71,8 @@ def main():
         print("ok: the switch is refused without %s=1" % faults.TEST_VARIABLE)
         tried = 0
         for step in faults.STEPS:
-            if step in ("prologue.volume-created", "prologue.volume-formatted"):
-                continue  # inside lvm.create: the guest's LVM matrix reaches them
+            if step in ("prologue.volume-created", "prologue.volume-formatted") or step in faults.ENCRYPTED_STEPS:
+                continue  # inside lvm.create/remove: the guest's LVM matrix and jobvol scenario reach them
             kill = {faults.SWITCH: step, faults.TEST_VARIABLE: "1"}
             if step.startswith("epilogue"):
                 proc = hook(cfg_dir, "prologue")

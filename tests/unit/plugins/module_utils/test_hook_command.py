@@ -45,8 +45,9 @@ def hook_fixture(tmp_path, monkeypatch):
         return cfg
 
     # they report through *log* as lifecycle.prologue()/epilogue() do
-    def prologue(cfg_, job_id, user, image_name=None, batch_system="slurm", log=None):
+    def prologue(cfg_, job_id, user, image_name=None, batch_system="slurm", log=None, encrypt=False):
         calls["prologue"].append((job_id, user, image_name, batch_system))
+        calls.setdefault("encrypt", []).append(encrypt)
         if isinstance(hook.outcome, Exception):
             raise hook.outcome
         log(hook.outcome.get("refused") or "job %s: root %s ready" % (job_id, hook.outcome["root"]))
@@ -63,7 +64,7 @@ def hook_fixture(tmp_path, monkeypatch):
     monkeypatch.setattr(lifecycle, "prologue", prologue)
     monkeypatch.setattr(lifecycle, "epilogue", epilogue)
     monkeypatch.setattr(hook_command.syslog, "syslog", lambda *a: None)
-    for name in ("SLURM_JOB_ID", "SLURM_JOB_USER", "SPANK_JOBROOT_IMAGE"):
+    for name in ("SLURM_JOB_ID", "SLURM_JOB_USER", "SPANK_JOBROOT_IMAGE", "SPANK_JOBROOT_ENCRYPT"):
         monkeypatch.delenv(name, raising=False)
     return hook
 
@@ -193,6 +194,17 @@ def test_slurm_prologue_success_is_0_with_the_spank_image(hook, monkeypatch):
     monkeypatch.setenv("SPANK_JOBROOT_IMAGE", "sl5")
     assert hook.main(["prologue", "--batch-system", "slurm", "--"]) == 0
     assert hook.calls["prologue"] == [("4711", "alice", "sl5", "slurm")]
+
+
+def test_slurm_prologue_passes_the_spank_encryption_request(hook, monkeypatch):
+    monkeypatch.setenv("SLURM_JOB_ID", "4711")
+    monkeypatch.setenv("SLURM_JOB_USER", "alice")
+    assert hook.main(["prologue", "--batch-system", "slurm", "--"]) == 0
+    monkeypatch.setenv("SPANK_JOBROOT_ENCRYPT", "1")
+    assert hook.main(["prologue", "--batch-system", "slurm", "--"]) == 0
+    assert hook.main(["prologue", "--batch-system", "torque", "--", "5.srv", "alice", "users", "job",
+                      "walltime=1", "batch", "acct"]) == 0
+    assert hook.calls["encrypt"] == [False, True, False]  # Torque jobs cannot ask
 
 
 def test_the_batch_system_defaults_to_slurm(hook, monkeypatch):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.hpc.jobroot.plugins.module_utils import config, faults, lifecycle, lvm
+from ansible_collections.hpc.jobroot.plugins.module_utils import config, dmcrypt, faults, lifecycle, lvm
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import (
     CommandError, JobrootError, NoFreeSlotError, ValidationError)
 
@@ -12,8 +12,9 @@ from .lvm_stub import EXTENT, LvmStub
 
 
 @pytest.fixture
-def stub(monkeypatch):
+def stub(monkeypatch, tmp_path):
     fake = LvmStub()
+    monkeypatch.setattr(dmcrypt, "SYS_BLOCK", str(tmp_path / "sys-block"))  # no mapping open
     monkeypatch.setattr(lvm, "run", fake.run)
     # Mounting needs a real device; unit tests stop at the command line.
     monkeypatch.setattr(lvm.mounts, "mount", lambda *a: fake.calls.append(["mount(2)"] + list(a)))
@@ -77,7 +78,7 @@ def test_slot_share_rounds_down_and_ignores_system_lvs(stub):
 
 def test_create_formats_and_mounts(stub):
     out = lvm.create("vg-jobs", "jobroot_7", 10, "/nonexistent-jobroot-test/7", max_lvs=2)
-    assert out == {"extents": 10, "size_bytes": 10 * EXTENT, "created": True}
+    assert out == {"extents": 10, "size_bytes": 10 * EXTENT, "created": True, "encrypted": False}
     names = [c[0] for c in stub.calls]
     assert names.index("lvcreate") < names.index("mkfs.ext4") < names.index("mount(2)")
     mount = [c for c in stub.calls if c[0] == "mount(2)"][0]

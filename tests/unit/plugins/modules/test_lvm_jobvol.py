@@ -4,23 +4,26 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.hpc.jobroot.plugins.module_utils import lvm
+from ansible_collections.hpc.jobroot.plugins.module_utils import dmcrypt, lvm
 from ansible_collections.hpc.jobroot.plugins.modules import lvm_jobvol
 
+from ..module_utils import cryptsetup_standin
 from ..module_utils.lvm_stub import EXTENT, LvmStub
 
 
 @pytest.fixture
-def stub(monkeypatch):
+def stub(monkeypatch, tmp_path):
     fake = LvmStub(extents=1000, lvs={"root": {"extents": 100, "tags": []}})
+    monkeypatch.setattr(dmcrypt, "SYS_BLOCK", str(tmp_path / "sys-block"))  # no mapping open
     monkeypatch.setattr(lvm, "run", fake.run)
     monkeypatch.setattr(lvm.mounts, "mount", lambda *a: fake.calls.append(["mount(2)"] + list(a)))
-    monkeypatch.setattr(lvm, "mounted_at", lambda vg, lv, mp, table=None: lv in fake.lvs and ["mounted"] in fake.calls)
+    monkeypatch.setattr(lvm, "mounted_at", lambda vg, lv, mp, table=None, encrypt=None: lv in fake.lvs and ["mounted"] in fake.calls)
     return fake
 
 
@@ -77,3 +80,23 @@ def test_bad_option_fails_before_any_lvm_call(stub, capsys, args, message):
     out = run_module(dict({"job_id": "4711", "volume_group": "vg", "slots": 2}, **args), capsys)
     assert out["failed"] and message in out["msg"]
     assert stub.calls == []
+
+
+def test_encrypt_makes_the_file_system_on_the_mapping(stub, capsys, tmp_path, monkeypatch):
+    # the cryptsetup STAND-IN (module_utils/cryptsetup_standin.py) runs as a real process
+    cryptsetup_standin.install(str(tmp_path / "bin"))
+    monkeypatch.setenv("PATH", "%s:%s" % (tmp_path / "bin", os.environ["PATH"]))
+    monkeypatch.setenv("CRYPTSETUP_STANDIN_EVENTS", str(tmp_path / "events"))
+    monkeypatch.setenv("CRYPTSETUP_STANDIN_SYS_BLOCK", str(tmp_path / "sys-block"))
+    out = run_module({"job_id": "4711", "volume_group": "vg-jobs", "slots": 4, "encrypt": True,
+                      "root_base": "/nonexistent-jobroot-test"}, capsys)
+    device = "/dev/mapper/jobroot_crypt-vg--jobs-jobroot_4711"
+    assert out["changed"] is True and out["encrypted"] is True and out["fs_device"] == device
+    assert [c[-1] for c in stub.calls if c[0] == "mkfs.ext4"] == [device]
+    assert [c[1] for c in stub.calls if c[0] == "mount(2)"] == [device]
+    assert dmcrypt.mappings() == {"jobroot_crypt-vg--jobs-jobroot_4711"}
+
+
+def test_without_encrypt_the_result_says_so(stub, capsys):
+    out = run_module({"job_id": "4711", "volume_group": "vg-jobs", "slots": 4, "_ansible_check_mode": True}, capsys)
+    assert out["encrypted"] is False and out["fs_device"] == out["dm_path"]

@@ -80,6 +80,55 @@ def save_record(base, name, versions):
                  json.dumps({"name": name, "versions": versions}, indent=1, sort_keys=True) + "\n")
 
 
+def record_userland(base, name, ver, facts, check=False):
+    """Store *facts* as the ``userland`` of version *ver* in the deploy record; return True if changed.
+
+    *facts*: a JSON-ready dict (userland.image_facts: ``glibc``,
+    ``min_kernel`` ...). Extra keys in a record entry are ignored by older
+    readers, so the record stays backward compatible. A version that is not
+    recorded (switched to by hand) gets nothing. Raises JobrootError as
+    :func:`load_record`.
+    """
+    versions = load_record(base, name)
+    for entry in versions:
+        if entry.get("version") == ver:
+            if entry.get("userland") == facts:
+                return False
+            entry["userland"] = facts
+            if not check:
+                save_record(base, name, versions)
+            return True
+    return False
+
+
+def allow_listed_userland(allow_list, base):
+    """Return ``{name: {"path", "version", "glibc", "min_kernel"}}`` for each allow-list entry.
+
+    For ``jobroot status``: *allow_list* is read with
+    image_select.read_allow_list (a missing file gives ``{}``); an entry
+    ``<base>/<name>`` (what the job_image role writes) gets the current
+    version and the glibc and minimum kernel recorded for it
+    (:func:`record_userland`), None where nothing is recorded. Raises
+    ValidationError/JobrootError as read_allow_list.
+    """
+    if not os.path.lexists(allow_list):
+        return {}
+    out = {}
+    for name, path in image_select.read_allow_list(allow_list).items():
+        info = {"path": path, "version": None, "glibc": None, "min_kernel": None}
+        if path == os.path.join(base, name):
+            try:
+                info["version"] = current(base, name) or None
+                facts = [v.get("userland") or {} for v in load_record(base, name)
+                         if v.get("version") == info["version"]]
+            except JobrootError:
+                facts = []
+            if facts:
+                info.update(glibc=facts[0].get("glibc"), min_kernel=facts[0].get("min_kernel"))
+        out[name] = info
+    return out
+
+
 def current(base, name):
     """Return the version the symlink ``<base>/<name>`` points at, '' if there is no symlink.
 
@@ -215,7 +264,8 @@ def prune(base, name, run_dir, allow_list, keep, rpm_dbpath="", check=False, tim
     is held (out of every name a job could resolve), then removed after
     the lock is released (:func:`remove_tree`); a version deployed by RPM
     is removed with ``rpm -e [--dbpath rpm_dbpath] <package>`` through
-    *run_command* (argv list -> ``(rc, out, err)``). With *check* nothing
+    *run_command* (argv list -> ``(rc, out, err)``), then what rpm left of
+    its directory (files the package does not own) with :func:`remove_tree`. With *check* nothing
     changes. Returns ``(removed versions, {version: [reasons in use]})``.
     Raises JobrootError (lock timeout, rpm failure), OSError.
     """
@@ -249,6 +299,11 @@ def prune(base, name, run_dir, allow_list, keep, rpm_dbpath="", check=False, tim
                 rc, out, err = run_command(cmd)
                 if rc != 0:
                     raise JobrootError("%s failed: %s" % (" ".join(cmd), (err or out).strip()))
+                # rpm -e leaves what the package does not own (the Apptainer
+                # sandbox files job_image adds at deploy); remove the rest.
+                left = version_dir(base, name, entry["version"])
+                if os.path.isdir(left) and not os.path.islink(left):
+                    remove_tree(left)
     names = {os.path.realpath(version_dir(base, name, v["version"])): v["version"] for v in present}
     return removed, {names[k]: v for k, v in in_use.items() if k in names}
 

@@ -557,12 +557,24 @@ def sweep_temps(cfg):
 
 
 def status(cfg):
-    """Return a JSON-ready dict: the node's jobs (saved states), job LVs, roots and pins."""
+    """Return a JSON-ready dict: the node's jobs (saved states), job LVs, roots, pins and images.
+
+    ``images``: images.allow_listed_userland (per allow-list name: path,
+    current version, recorded glibc and minimum kernel), or ``{"error": reason}``
+    if the allow-list cannot be read.
+    """
     jobs = {key: load_state(cfg, key) for key in sorted(known_jobs(cfg))}
     volumes = []
     if cfg.volume_group:
         from ansible_collections.hpc.jobroot.plugins.module_utils import lvm
         volumes = [lv["name"] for lv in lvm.job_lvs(cfg.volume_group)]
+    # images imports procs/mountinfo/lock: status only, kept off the prologue's import path
+    from ansible_collections.hpc.jobroot.plugins.module_utils import images
+    try:
+        shown = images.allow_listed_userland(cfg.allow_list, cfg.image_base)
+    except JobrootError as exc:  # a broken allow-list must not hide the rest of the status
+        shown = {"error": str(exc)}
     return {"jobs": jobs, "volumes": volumes,
             "mounts": bindtree.mounted_under(cfg.root_base) if os.path.isdir(cfg.root_base) else [],
-            "pins": image_select.pinned(cfg.run_dir)}
+            "pins": image_select.pinned(cfg.run_dir),
+            "images": shown}

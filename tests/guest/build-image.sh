@@ -109,9 +109,17 @@ esac
 case "$MIRROR" in http://*|https://*|file:/*) ;; *) die "unsupported mirror URI: $MIRROR" ;; esac
 
 # --- packages -------------------------------------------------------------------
-mapfile -t PACKAGES < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' "$HERE/packages.txt")
-for p in "${PACKAGES[@]}"; do
+# A line "SUITE:package" installs the package only in that suite's image
+# (a package that exists in one suite only, such as apptainer in sid).
+mapfile -t LISTED < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' "$HERE/packages.txt")
+PACKAGES=()
+for p in "${LISTED[@]}"; do
+    if [[ $p == *:* ]]; then
+        [ "${p%%:*}" = "$SUITE" ] || continue
+        p=${p#*:}
+    fi
     [[ $p =~ ^[a-z0-9][a-z0-9.+-]+$ ]] || die "bad package name in packages.txt: $p"
+    PACKAGES+=("$p")
 done
 # debootstrap installs a small base set; apt-get in the chroot then installs
 # the rest with apt's resolver, from SUITE, -updates and -security, so the

@@ -178,6 +178,26 @@ def test_prune_removes_an_rpm_version_with_rpm_e(base):
     assert calls == [["rpm", "-e", "--dbpath", "/db", "img-ci-v1"]]
 
 
+def test_prune_removes_what_rpm_e_leaves_of_an_rpm_version(base):
+    images.manage("ci", "recorded", base, ver="v1", method="rpm", package="img-ci-v1")
+    deploy(base, "v2")
+    v1 = os.path.join(base, "ci-v1")
+    os.makedirs(os.path.join(v1, ".singularity.d", "env"))  # added at deploy, not in the package
+    with open(os.path.join(v1, ".singularity.d", "runscript"), "w", encoding="utf-8") as handle:
+        handle.write("#!/bin/sh\n")
+    erased = []
+
+    def rpm(cmd):  # stands in for rpm(8): erases only what the package owns (etc/)
+        erased.append(cmd[-1])
+        os.rmdir(os.path.join(v1, "etc"))
+        return 0, "", ""
+
+    assert images.prune(base, "ci", run_dir(base), "/nonexistent", 1, run_command=rpm)[0] == ["v1"]
+    assert erased == ["img-ci-v1"]
+    assert not os.path.lexists(v1)
+    assert [v["version"] for v in images.load_record(base, "ci")] == ["v2"]
+
+
 def test_snapshot(base):
     assert images.snapshot(base, "ci") == {"current": "", "versions": []}
     deploy(base, "v1")
@@ -185,3 +205,42 @@ def test_snapshot(base):
     assert images.snapshot(base, "ci") == {"current": "v1", "versions": ["v1"]}
     with pytest.raises(ValidationError):
         images.snapshot(base, "../ci")
+
+
+def test_the_userland_facts_are_recorded_per_version_and_shown_per_allow_list_name(base):
+    deploy(base, "v1", "v2")
+    images.manage("ci", "switched", base, ver="v2")
+    facts = {"glibc": "2.12", "min_kernel": "2.6.18", "needs_vsyscall": True}
+    assert images.record_userland(base, "ci", "v2", facts, check=True) is True
+    assert "userland" not in images.load_record(base, "ci")[1]
+    assert images.record_userland(base, "ci", "v2", facts) is True
+    assert images.record_userland(base, "ci", "v2", facts) is False
+    assert images.record_userland(base, "ci", "v9", facts) is False  # not recorded: nothing to attach to
+    assert images.load_record(base, "ci")[1]["userland"] == facts
+    assert "userland" not in images.load_record(base, "ci")[0]  # older entries read as before
+    allow = os.path.join(run_dir(base), "images.conf")
+    with open(allow, "w", encoding="utf-8") as handle:  # the comment is what the role appends
+        handle.write("ci:%s/ci  # glibc 2.12, kernel >= 2.6.18\nother:/srv/other\n" % base)
+    os.chmod(allow, 0o644)
+    assert images.allow_listed_userland(allow, base) == {
+        "ci": {"path": base + "/ci", "version": "v2", "glibc": "2.12", "min_kernel": "2.6.18"},
+        "other": {"path": "/srv/other", "version": None, "glibc": None, "min_kernel": None}}
+    assert images.allow_listed_userland(allow + ".missing", base) == {}
+
+
+def test_jobroot_status_shows_the_images_and_survives_a_broken_allow_list(base):
+    from ansible_collections.hpc.jobroot.plugins.module_utils import config, lifecycle
+    deploy(base, "v1")
+    images.manage("ci", "switched", base, ver="v1")
+    images.record_userland(base, "ci", "v1", {"glibc": "2.31", "min_kernel": "3.2.0"})
+    allow = os.path.join(run_dir(base), "images.conf")
+    with open(allow, "w", encoding="utf-8") as handle:
+        handle.write("ci:%s/ci\n" % base)
+    os.chmod(allow, 0o644)
+    top = os.path.dirname(base)
+    cfg = config.NodeConfig(run_dir=run_dir(base), root_base=os.path.join(top, "roots"), image_base=base,
+                            allow_list=allow, pbs_home=os.path.join(top, "pbs"))
+    assert lifecycle.status(cfg)["images"] == {
+        "ci": {"path": base + "/ci", "version": "v1", "glibc": "2.31", "min_kernel": "3.2.0"}}
+    os.chmod(allow, 0o666)
+    assert "group- or world-writable" in lifecycle.status(cfg)["images"]["error"]

@@ -20,8 +20,8 @@
 #       Run CMD as root in the guest (an interactive shell without CMD).
 #   inventory NAME
 #       Write an Ansible inventory for the guest (host NAME, pipelining,
-#       ControlPersist, /usr/bin/python3, the data disks in the host var
-#       guest_data_disks) and print its path.
+#       ControlPersist with keep-alives, /usr/bin/python3, the data disks
+#       in the host var guest_data_disks) and print its path.
 #   info NAME
 #       Print the guest's connection as JSON: instance, address, user, port,
 #       identity_file, data_disks.
@@ -31,6 +31,15 @@
 #       the data disks.  The guest's own root is not on LVM and is untouched.
 #   status NAME
 #       Exit 0 if the guest is running.
+#   console NAME [LINES]
+#       Print the last LINES (default 20) lines of the guest's serial console
+#       (console.log, kept after stop), terminal control sequences and
+#       blank lines removed: where a boot stopped, whether it is running or
+#       not.
+#
+# `start` also installs tests/guest/ansiballz_cache.py in the guest (a
+# compiled-code cache for Ansible's module payloads, which makes each module
+# run under TCG about a third cheaper; GUEST_ANSIBALLZ_CACHE=0 leaves it out).
 #
 # State lives in .build/guests/NAME/ (gitignored): root.qcow2, pvN.img,
 # qemu.pid, console.log (the serial console: read it when a boot fails),
@@ -143,7 +152,7 @@ EOF
     log "booting $NAME (TCG, ${memory} MiB, $disks x $disk_size data disks, ssh on 127.0.0.1:$port)"
     qemu-system-x86_64 -accel tcg,thread=multi -cpu max -m "$memory" -smp 2 -machine q35 \
         -kernel "$image/vmlinuz" -initrd "$image/initrd.img" \
-        -append "root=LABEL=root rw console=ttyS0 net.ifnames=0 quiet" \
+        -append "root=LABEL=root rw console=ttyS0 net.ifnames=0" \
         -drive "file=$STATE/root.qcow2,if=virtio,format=qcow2,cache=unsafe" \
         "${drives[@]}" \
         -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-:22" -device virtio-net-pci,netdev=n0 \
@@ -162,6 +171,23 @@ EOF
         sleep 3
     done
     log "guest $NAME up: SSH answered after $(( $(date +%s) - t0 )) s (pid $(running_pid))"
+    install_ansiballz_cache
+}
+
+# Test guests only: the compiled-code cache for Ansible's module payloads
+# (ansiballz_cache.py says why), imported by every python3 of the guest
+# through a .pth file in its site-packages.  GUEST_ANSIBALLZ_CACHE=0 leaves
+# it out.
+install_ansiballz_cache() {
+    [ "${GUEST_ANSIBALLZ_CACHE:-1}" = 1 ] || return 0
+    # shellcheck disable=SC2016  # expanded by the guest's shell
+    ssh_guest 'set -e
+        site=$(python3 -c "import site; print(site.getsitepackages()[0])")
+        mkdir -p "$site"
+        cat > "$site/hpc_jobroot_test_ansiballz_cache.py"
+        echo "import hpc_jobroot_test_ansiballz_cache" > "$site/hpc_jobroot_test_ansiballz_cache.pth"
+        python3 -c "import zipimport, hpc_jobroot_test_ansiballz_cache as c; assert zipimport._compile_source is c._compile_source"' \
+        <"$HERE/ansiballz_cache.py" || log "WARNING: the module-payload code cache is not active in $NAME: module runs are slower"
 }
 
 cmd_stop() {
@@ -195,7 +221,9 @@ host = {
     "ansible_user": info["user"],
     "ansible_ssh_private_key_file": info["identity_file"],
     "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
-    "ansible_ssh_args": "-o ControlMaster=auto -o ControlPersist=300s",
+    # keep-alives: a master connection whose guest reset or hung ends within
+    # a minute instead of holding every command sent through it
+    "ansible_ssh_args": "-o ControlMaster=auto -o ControlPersist=300s -o ServerAliveInterval=15 -o ServerAliveCountMax=4",
     "ansible_ssh_pipelining": True,
     "ansible_python_interpreter": "/usr/bin/python3",
     "guest_data_disks": info["data_disks"],
@@ -206,6 +234,23 @@ with open(sys.argv[2], "w") as f:
     f.write("\n")
 EOF
     echo "$inv"
+}
+
+cmd_console() {
+    local lines=${1:-20}
+    [[ $lines =~ ^[1-9][0-9]*$ ]] || die "console: LINES must be a positive number"
+    [ -f "$STATE/console.log" ] || die "guest $NAME has no console log"
+    python3 -c '
+import re, sys
+text = sys.stdin.buffer.read().decode("utf-8", "replace")
+# CSI sequences, OSC and DCS strings, other escapes (systemd and the getty
+# write them)
+text = re.sub(r"\x1b(\[[0-9;?!]*[A-Za-z]|[P\]][^\x07\x1b]*(\x07|\x1b\\)?|[@-Z^_])", "", text)
+# and the ssh generator failing at each daemon-reload (these guests have
+# no vsock): harmless, and it would fill the tail
+lines = [line.rstrip() for line in text.replace("\r", "").splitlines()
+         if re.search("[A-Za-z]{3}", line) and "systemd-ssh-generator" not in line]
+print("\n".join(lines[-int(sys.argv[1]):]))' "$lines" <"$STATE/console.log"
 }
 
 cmd_reset() {
@@ -223,5 +268,6 @@ case "$CMD" in
     info) [ -n "$(running_pid)" ] || die "guest $NAME is not running"; cat "$STATE/info.json" ;;
     reset) cmd_reset ;;
     status) [ -n "$(running_pid)" ] ;;
+    console) cmd_console "$@" ;;
     *) usage ;;
 esac

@@ -27,6 +27,9 @@ Subcommands (``python3 guest_bench.py CMD --help``):
   job container plugin alone, and hpc.jobroot as the slurm_node role
   configures it, alternating configuration by configuration; restores the
   role's configuration at the end.
+* ``q8``: encrypted job roots (node config ``encrypt``, dm-crypt plain)
+  against plain ones: the hook prologue's time and sequential write (fio)
+  in the root's /tmp, alternating plain and encrypted run by run.
 """
 
 from __future__ import annotations
@@ -98,7 +101,7 @@ def timed(cmd, env=None):
     return elapsed, usage.ru_maxrss, stdout, stderr
 
 
-def conf_dir(name, slot_extents, slots=4, thin_pool=""):
+def conf_dir(name, slot_extents, slots=4, thin_pool="", encrypt=False):
     """Write a config dir for the hook (pool.json + node.json) and return its path."""
     path = os.path.join(CONF, name)
     os.makedirs(path, exist_ok=True)
@@ -108,7 +111,7 @@ def conf_dir(name, slot_extents, slots=4, thin_pool=""):
             "default_image": "host", "fallback_to_default": False, "run_dir": RUN_DIR,
             "image_dirs": ["bin", "etc", "lib", "lib64", "opt", "sbin", "usr", "var/lib"],
             "host_files": ["/etc/passwd", "/etc/group", "/etc/resolv.conf"],
-            "extra_binds": [], "home": "user"}
+            "extra_binds": [], "home": "user", "encrypt": encrypt}
     for fname, data in (("pool.json", pool), ("node.json", node)):
         with open(os.path.join(path, fname), "w", encoding="utf-8") as handle:
             json.dump(data, handle)
@@ -934,6 +937,37 @@ def cmd_q7(opts):
     print(json.dumps(res))
 
 
+# --- q8: encrypted job roots ------------------------------------------------------------------
+
+
+def cmd_q8(opts):
+    extents = opts.lv_gib * GIB_EXTENTS
+    cfgs = {"plain": conf_dir("q8-plain", extents), "encrypted": conf_dir("q8-encrypted", extents, encrypt=True)}
+    res = {"reps": opts.reps, "seq_mib": opts.seq_mib, "lv_gib": opts.lv_gib, "method": {
+        "seq": "fio --rw=write --bs=1M --size=%dM --direct=1 --ioengine=psync --end_fsync=1, chrooted "
+               "into the job root, in /tmp; MiB/s = io_bytes / job_runtime" % opts.seq_mib,
+        "prologue": "the hook command's prologue, wall time (node.json encrypt false or true)"},
+        "seq_mib_s": {k: [] for k in cfgs}, "prologue_s": {k: [] for k in cfgs}, "epilogue_s": {k: [] for k in cfgs}}
+    job = 8000
+    for rep in range(opts.reps):
+        for kind in (("plain", "encrypted") if rep % 2 == 0 else ("encrypted", "plain")):
+            job += 1
+            root = os.path.join(ROOT_BASE, str(job))
+            res["prologue_s"][kind].append(hook("prologue", job, cfgs[kind])[0])
+            try:
+                source = mountinfo.top_at(mountinfo.read(), root).source
+                if source.startswith("/dev/mapper/jobroot_crypt-") != (kind == "encrypted"):
+                    raise RuntimeError("q8 %s: the job root is on %s" % (kind, source))
+                seq = fio_seq("/tmp", opts.seq_mib, chroot=root)
+            finally:
+                res["epilogue_s"][kind].append(hook("epilogue", job, cfgs[kind])[0])
+            res["seq_mib_s"][kind].append(seq)
+            say("q8 rep %d %s: prologue %.2f s, seq write %.1f MiB/s"
+                % (rep + 1, kind, res["prologue_s"][kind][-1], seq))
+    leftovers()
+    print(json.dumps(res))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -960,6 +994,10 @@ def main():
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--anatomy", type=int, default=2, help="jobs of each kind with the Prolog/Epilog timed")
+    p = sub.add_parser("q8")
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--seq-mib", type=int, default=256)
+    p.add_argument("--lv-gib", type=int, default=2)
     opts = parser.parse_args()
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     globals()["cmd_" + opts.cmd](opts)

@@ -81,6 +81,11 @@ def check(res, questions):
         for target in ("jobroot", "bare", "thin", "snapshot"):
             _nums(q.get("seq_mib_s", {}).get(target), "q4 seq %s" % target, p, q.get("reps"))
             _nums(q.get("files_s", {}).get(target), "q4 files %s" % target, p, q.get("reps"))
+    if "q8" in questions:
+        q = res.get("q8") or {}
+        for kind in ("plain", "encrypted"):
+            for key in ("seq_mib_s", "prologue_s", "epilogue_s"):
+                _nums(q.get(key, {}).get(kind), "q8 %s %s" % (key, kind), p, q.get("reps"))
     if "q5" in questions:
         q = res.get("q5") or {}
         for kind in ("full", "link_dest"):
@@ -458,6 +463,42 @@ def _q4(res, plots):
         "the claim is %s on this setup." % (slow, slow_files, claim), "",
         "![Question 4](%s)" % plots["q4"], ""]
     return lines, r_job, slow
+
+
+def _separate_run(res, question):
+    """Lines saying *question* came from a run of its own (bench/merge_partial.py), or none."""
+    alone = res.get("separate_runs", {}).get(question)
+    if not alone:
+        return []
+    return ["Run on its own (`bench/run.py --only %s`, started %s, %.0f s, guest Debian %s), not in the "
+            "same run as the other questions; merged into results.json by `bench/merge_partial.py`." % (
+                question, alone["started"], alone["duration_s"], alone["guest_suite"]), ""]
+
+
+def _q8(res):
+    q = res["q8"]
+    seq = {k: med(v) for k, v in q["seq_mib_s"].items()}
+    pro = {k: med(v) for k, v in q["prologue_s"].items()}
+    epi = {k: med(v) for k, v in q["epilogue_s"].items()}
+    r_seq = ratio(seq["encrypted"], seq["plain"])
+    pairs = ", ".join("%.2f" % r for r in pair_ratios(q["seq_mib_s"]["encrypted"], q["seq_mib_s"]["plain"]))
+    added = pro["encrypted"] - pro["plain"]
+    lines = ["## 8. Encrypted job roots", ""] + _separate_run(res, "q8")
+    lines += ["Job roots made by the hook command with node.json `encrypt` false and true (dm-crypt plain, "
+              "`aes-xts-plain64`, a 512-bit random key on cryptsetup's standard input), %d GiB each, "
+              "alternating plain and encrypted in each of %d rounds." % (q["lv_gib"], q["reps"]), "",
+              "* sequential write: `%s`" % q["method"]["seq"],
+              "* prologue: %s" % q["method"]["prologue"], "",
+              "| job root | sequential write MiB/s (median) | prologue s (median) | epilogue s (median) |",
+              "|---|---|---|---|"]
+    for kind in ("plain", "encrypted"):
+        lines.append("| %s | %.1f | %s | %s |" % (kind, seq[kind], fmt_s(pro[kind]), fmt_s(epi[kind])))
+    lines += ["", "Sequential write, encrypted against plain: %.2fx (pairwise ratios %s). The prologue takes "
+              "%s s more encrypted (`cryptsetup open`), the epilogue %s s more (`cryptsetup close`). Under "
+              "TCG the guest's AES runs in emulated software, not on AES-NI: expect a real node to lose "
+              "less than this." % (
+                  r_seq, pairs, fmt_s(added), fmt_s(epi["encrypted"] - epi["plain"])), ""]
+    return lines, r_seq, added
 
 
 def _q5(res):
@@ -881,6 +922,12 @@ def write(res, json_path, md_dir, png_dir):
         summary.append(("seed claim: snapshot writes 10-25x slower", "%.1fx slower" % slow,
                         "reproduced" if slow >= 10 else "not reproduced" if slow < 5 else "partly reproduced",
                         ""))
+    if res.get("q8"):
+        q8_lines, r8, added8 = _q8(res)
+        body += q8_lines
+        summary.append(("sequential write in an encrypted job root against a plain one", "%.2fx" % r8,
+                        "(reported)", ""))
+        summary.append(("prologue time added by encryption", "%s%s s" % ("+" if added8 >= 0 else "", fmt_s(added8)), "(reported)", ""))
     if res.get("q5"):
         body += _q5(res)
     if res.get("q6"):
@@ -914,7 +961,7 @@ def write(res, json_path, md_dir, png_dir):
     lines += ["## Commands", "",
               "* `make bench`: `bench/run.py`: boots the guest (`tests/guest/guest.sh start bench %s`), "
               "copies the library, the hook, bench/guest_bench.py, bench/floor.sh, ansible-core and the "
-              "collection into it, runs `python3 /opt/hpc-jobroot-bench/guest_bench.py setup|q1|q2|q3|q4` "
+              "collection into it, runs `python3 /opt/hpc-jobroot-bench/guest_bench.py setup|q1|q2|q3|q4|q8` "
               "there (arguments in results.json, key `plan`), question 5 on the host "
               "(bench/image_update.py), question 6 from the host (bench/site_run.py, "
               "bench/install_variants.yml), question 7 in the guest (`guest_bench.py q7`), then writes "

@@ -28,7 +28,7 @@ Questions 1-4 run inside the guest on real LVM (sparse data disks),
 question 5 on the host (rsync and rename need no LVM), question 6 (the
 site-wide run) from the host against the guest, after questions 1-4, and
 question 7 (job start latency under Slurm) inside the guest that question
-6 provisioned. Every comparison alternates its contenders (A B A B ...)
+6 provisioned, question 8 (encrypted job roots) inside the guest with 1-4. Every comparison alternates its contenders (A B A B ...)
 within this one run and reports medians and ratios; nothing here asserts a
 time.
 
@@ -75,14 +75,16 @@ FULL = {"files": 2000, "q1": ["--reps", "5", "--warmup", "1", "--anatomy", "2"],
         "q3": ["--reps", "2", "--sizes", "1,4,16,64,256,1024", "--roots", "64", "--count-reps", "2"],
         "q4": ["--reps", "2", "--seq-mib", "128", "--lv-gib", "2", "--cow-gib", "1"],
         "q7": ["--reps", "3", "--warmup", "1", "--anatomy", "2"],
+        "q8": ["--reps", "4", "--seq-mib", "128", "--lv-gib", "2"],
         "disks": ["--disks", "2", "--disk-size", "600G", "--memory", "2048"]}
 QUICK = {"files": 100, "q1": ["--reps", "2", "--warmup", "0", "--anatomy", "1"],
          "q2": ["--reps", "1", "--warmup", "0"],
          "q3": ["--reps", "1", "--sizes", "1,4", "--roots", "3", "--count-reps", "1"],
          "q4": ["--reps", "1", "--seq-mib", "8", "--lv-gib", "1", "--cow-gib", "1"],
          "q7": ["--reps", "1", "--warmup", "0", "--anatomy", "1"],
+         "q8": ["--reps", "2", "--seq-mib", "8", "--lv-gib", "1"],
          "disks": ["--disks", "1", "--disk-size", "40G", "--memory", "2048"]}
-QUESTIONS = ("q1", "q2", "q3", "q4", "q5", "q6", "q7")
+QUESTIONS = ("q1", "q2", "q3", "q4", "q5", "q6", "q7", "q8")
 # --quick by default: the floor ratio (q1) and the second-run ratio (q6, from molecule's phases)
 QUICK_DEFAULT = "q1,q6"
 
@@ -230,7 +232,7 @@ def main(argv=None):
     parser.add_argument("--out", help="output directory (default: the repo for a full run, "
                                       ".build/bench-quick for --quick)")
     parser.add_argument("--wait", type=int, default=3600, help="seconds to wait for another guest to stop")
-    parser.add_argument("--only", help="comma list of questions to run (q1..q7); a partial run, for development "
+    parser.add_argument("--only", help="comma list of questions to run (q1..q8); a partial run, for development "
                                        "(q7 alone needs a guest an earlier q6 provisioned: --guest)")
     parser.add_argument("--report", metavar="RESULTS_JSON",
                         help="run nothing: rewrite the report and plots from a results file of an earlier run")
@@ -280,7 +282,7 @@ def main(argv=None):
             log("q5 (host): image update with rsync --link-dest, and the symlink switch")
             results["q5"] = image_update.run(os.path.join(REPO, ".build", "bench-q5"), opts.quick, log)
         # --quick takes question 6 from molecule's phase times: no site.yml run here
-        in_guest = only & ({"q1", "q2", "q3", "q4", "q7"} | (set() if opts.quick else {"q6"}))
+        in_guest = only & ({"q1", "q2", "q3", "q4", "q7", "q8"} | (set() if opts.quick else {"q6"}))
         if in_guest:
             if opts.guest:
                 if not guest.running():
@@ -298,12 +300,12 @@ def main(argv=None):
             results["guest_suite"] = guest.ssh(". /etc/os-release && echo $VERSION_CODENAME").strip()
             log("guest %s: Debian %s" % (name, results["guest_suite"]))
             install_bench(guest)
-        if only & {"q1", "q2", "q3", "q4"}:
+        if only & {"q1", "q2", "q3", "q4", "q8"}:
             log("installing the library and the hook%s in the guest" % (
                 ", ansible-core and the collection" if "q2" in only else ""))
             install(guest, "q2" in only)
             results["setup"] = guest_json(guest, "setup", "--files", str(plan["files"]))
-            for q in ("q1", "q2", "q3", "q4"):
+            for q in ("q1", "q2", "q3", "q4", "q8"):
                 if q in only:
                     log("%s (guest)" % q)
                     t0 = time.monotonic()

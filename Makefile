@@ -44,9 +44,9 @@ JOBROOT_RUN_ID := $(shell date -u +%Y%m%dT%H%M%S)-$(shell echo $$PPID)
 endif
 export JOBROOT_RUN_ID
 
-TEST_TARGETS := guest-images venv collections lint sanity units integration ctest guest molecule guest-sid molecule-sid changelog build importer install-check ee docs
+TEST_TARGETS := guest-images venv collections lint sanity units promtool integration ctest guest molecule guest-sid molecule-sid changelog build importer install-check ee docs
 
-.PHONY: help test test-targets system guest-images venv collections lint sanity units integration ctest \
+.PHONY: help test test-targets system guest-images venv collections lint sanity units promtool integration ctest \
         guest molecule guest-sid molecule-sid bench-quick bench demo clean distclean \
         changelog build importer install-check ee docs
 
@@ -87,6 +87,11 @@ sanity: collections
 
 units: collections
 	@$(TIMED) $@ bash -c '$(ANSIBLE_TEST) units --python $(PYVER) --local'
+
+# The alert rules (tests and mutants) and the metrics textfiles, with
+# Debian's promtool (tests/promtool/run.sh).
+promtool: collections
+	@$(TIMED) $@ $(REPO)/tests/promtool/run.sh
 
 # Runs as root and really mounts on this host; targets clean up after themselves.
 integration: collections

@@ -53,6 +53,8 @@ DEFAULTS = {
     # that ask for it (Slurm: --jobroot-encrypt), if encrypt_on_request.
     "encrypt": False,
     "encrypt_on_request": False,
+    # node_exporter's textfile directory for metrics.py's files; "" = none
+    "metrics_dir": "",
 }
 
 
@@ -112,6 +114,8 @@ class NodeConfig:
             validate.abs_path(getattr(self, name), "config " + name)
         for name in ("root_base", "run_dir"):
             validate.managed_path(getattr(self, name), "config " + name)
+        if self.metrics_dir:
+            validate.abs_path(self.metrics_dir, "config metrics_dir")
         validate.image_name(self.default_image)
         for d in self.image_dirs:
             validate.rel_path(d, "config image_dirs entry")

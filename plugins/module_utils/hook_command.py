@@ -16,7 +16,7 @@ Ansible run. Usage (docs/design.md, "The hook command"):
   jobroot prologue --batch-system torque -- JOBID USER GROUP JOBNAME LIMITS QUEUE ACCOUNT
   jobroot epilogue --batch-system torque -- JOBID USER GROUP JOBNAME SESSION LIMITS USED QUEUE ACCOUNT
   jobroot gc [--all]
-  jobroot status
+  jobroot status [--json]
 
 Everything after "--" is the batch system's, and partly the job user's (a
 job name, account or queue may be "-h" or "--config-dir=/x"): it is plain
@@ -40,7 +40,8 @@ should hold the job's lines alone.
 
 Imports: each subcommand imports what it needs when it runs (lifecycle,
 and through it the job-root machinery; torque for Torque only; json for gc
-and status; subprocess for gc's Slurm query), so a hook start pays for no
+and status; subprocess for gc's Slurm query; metrics only on a node with a
+metrics_dir), so a hook start pays for no
 other subcommand's modules (issue 18). ``python3 -X importtime`` shows
 what a start costs.
 """
@@ -51,6 +52,7 @@ import argparse
 import os
 import sys
 import syslog
+import time
 
 from ansible_collections.hpc.jobroot.plugins.module_utils import config, hookargs
 from ansible_collections.hpc.jobroot.plugins.module_utils.errors import (
@@ -124,7 +126,8 @@ def parse(ours):
     gc_cmd = sub.add_parser("gc", parents=[common])
     gc_cmd.add_argument("--all", action="store_true", help="every job is gone (at boot)")
     gc_cmd.add_argument("--batch-system", choices=["slurm", "torque"], default="slurm")
-    sub.add_parser("status", parents=[common])
+    status_cmd = sub.add_parser("status", parents=[common])
+    status_cmd.add_argument("--json", action="store_true", help="the status as JSON (lifecycle.status)")
     return parser.parse_args(ours)
 
 
@@ -161,11 +164,22 @@ def main(argv=None):
     try:
         cfg = config.load(config_dir)
         if opts.command == "status":
-            say(json.dumps(lifecycle.status(cfg), indent=2, sort_keys=True))
+            shown = lifecycle.status(cfg)
+            if opts.json:
+                say(json.dumps(shown, indent=2, sort_keys=True))
+            else:
+                from ansible_collections.hpc.jobroot.plugins.module_utils import status_table
+                sys.stdout.write(status_table.render(shown))
             return 0
         alive = None if opts.all else (torque_alive(cfg) if is_torque else slurm_alive)
         report = lifecycle.gc(cfg, alive, log)
         say(json.dumps(report, indent=2, sort_keys=True))
+        if cfg.metrics_dir:
+            from ansible_collections.hpc.jobroot.plugins.module_utils import metrics
+            try:
+                metrics.record_gc(cfg, report)
+            except (JobrootError, OSError, ValueError) as exc:
+                log("cannot write the metrics of this gc: %s" % exc)
         return 1 if any(isinstance(v, str) and v.startswith("error") for v in report.values()) else 0
     except JobrootError as exc:
         log("%s failed: %s" % (opts.command, exc))
@@ -188,16 +202,20 @@ def run_job_hook(opts, job):
     config_dir = getattr(opts, "config_dir", config.CONFIG_DIR)
     progress = log
     cfg = None
+    started = time.monotonic()
+    outcome = "failed"
     try:
         cfg = config.load(config_dir)
         if is_torque:
             progress = torque_progress(cfg, job.job_id)
         if opts.command == "epilogue":
             lifecycle.epilogue(cfg, job.job_id, opts.batch_system, progress)
+            outcome = "ok"
             return 0
         wanted = lifecycle.requested_image(cfg, opts.batch_system, os.environ, job.queue)
         result = lifecycle.prologue(cfg, job.job_id, job.user, wanted, opts.batch_system, progress,
                                     encrypt=lifecycle.requested_encryption(opts.batch_system, os.environ))
+        outcome = "refused" if "refused" in result else "ok"
         if "refused" not in result:
             if is_torque:
                 torque_event(cfg, job.job_id, "hpc-jobroot: job root %s (image %s)" % (
@@ -220,6 +238,25 @@ def run_job_hook(opts, job):
                 % (job.job_id, exc))
             return TORQUE_ABORT
         return torque_setup_failed(cfg, job.job_id, exc)
+    finally:
+        if cfg is not None:
+            record_metrics(cfg, opts.command, time.monotonic() - started, outcome)
+
+
+def record_metrics(cfg, hook, seconds, outcome):
+    """Count a hook run in the node's metrics (metrics.record_hook); a failure there is only logged.
+
+    *hook*: ``prologue`` or ``epilogue``; *seconds*: float; *outcome*:
+    ``ok``, ``refused`` or ``failed``. No job fails because a number could
+    not be written.
+    """
+    if not cfg.metrics_dir:
+        return
+    from ansible_collections.hpc.jobroot.plugins.module_utils import metrics
+    try:
+        metrics.record_hook(cfg, hook, seconds, outcome)
+    except (JobrootError, OSError, ValueError) as exc:
+        log("cannot write the metrics of this %s: %s" % (hook, exc))
 
 
 def torque_setup_failed(cfg, job_id, exc):

@@ -191,15 +191,16 @@ def prologue(cfg, job_id, user, image_name=None, batch_system="slurm", log=_sile
     root = os.path.join(cfg.root_base, key)
     with lock.job_lock(cfg.run_dir, key):
         faults.checkpoint("prologue.locked")
+        started = int(time.time())
         _save_state(cfg, key, {"job_id": job_id, "user": user, "phase": "setup",
-                               "batch_system": batch_system, "started": int(time.time())})
+                               "batch_system": batch_system, "started": started})
         faults.checkpoint("prologue.state-saved")
 
         def refuse(why):
             reason = "job %s refused: %s" % (job_id, why)
             atomic.write(rundir.refusal_path(cfg.run_dir, key), reason + "\n")
             _save_state(cfg, key, {"job_id": job_id, "user": user, "phase": "refused",
-                                   "batch_system": batch_system, "reason": reason})
+                                   "batch_system": batch_system, "reason": reason, "started": started})
             log(reason)
             return {"job_id": job_id, "refused": reason}
 
@@ -271,7 +272,8 @@ def prologue(cfg, job_id, user, image_name=None, batch_system="slurm", log=_sile
             raise
         result = {"job_id": job_id, "root": root, "image": name, "tree": real_tree, "lv": lv,
                   "size_bytes": size, "record": record, "encrypted": encrypted}
-        _save_state(cfg, key, dict(result, user=user, phase="ready", batch_system=batch_system))
+        _save_state(cfg, key, dict(result, user=user, phase="ready", batch_system=batch_system,
+                                   started=started))
         faults.checkpoint("prologue.ready")
         files.remove_file(rundir.failures_path(cfg.run_dir, key))
         log("job %s: root %s ready (image %s, %s)" % (
@@ -537,10 +539,11 @@ def sweep_temps(cfg):
     Only names this code writes are touched: ``<key>.json``, ``.root`` and
     ``.refused`` in ``<run_dir>/jobs``, pins, failure counts, bind-tree manifests
     (``<24 hex>.json`` in ``<run_dir>/trees``) and Torque records
-    (``<job id>.root`` in ``<pbs_home>/mom_priv/jobs``), each followed by
+    (``<job id>.root`` in ``<pbs_home>/mom_priv/jobs``), the metrics counters
+    (``<run_dir>/metrics.json``) and textfiles (metrics.py), each followed by
     ``.tmp.<PID>`` of a process that no longer exists (atomic.sweep).
     """
-    from ansible_collections.hpc.jobroot.plugins.module_utils import torque
+    from ansible_collections.hpc.jobroot.plugins.module_utils import metrics, torque
     trees = re.compile(r"\A[0-9a-f]{24}\.json\Z")
     folders = [(rundir.folder(cfg.run_dir, name),
                 lambda n, suffixes=rundir.PER_JOB[name]: _is_key(n, suffixes))
@@ -549,32 +552,94 @@ def sweep_temps(cfg):
         (rundir.trees_path(cfg.run_dir), lambda n: trees.match(n) is not None),
         (torque.jobs_dir(cfg.pbs_home),
          lambda n: n.endswith(".root") and _is_key(n[:-len(".root")])),
+        (cfg.run_dir, lambda n: n == metrics.COUNTERS_FILE),
     ]
+    if cfg.metrics_dir:
+        folders.append((cfg.metrics_dir, lambda n: n in (metrics.HOOKS_FILE, metrics.NODE_FILE)))
     removed = []
     for folder, owns in folders:
         removed += atomic.sweep(folder, owns)
     return removed
 
 
-def status(cfg):
-    """Return a JSON-ready dict: the node's jobs (saved states), job LVs, roots, pins and images.
+def status(cfg, now=None):
+    """Return a JSON-ready dict of what the node holds: jobs, volumes, mounts, pins, images, slots, pool, leaks.
 
-    ``images``: images.allow_listed_userland (per allow-list name: path,
-    current version, recorded glibc and minimum kernel), or ``{"error": reason}``
-    if the allow-list cannot be read.
+    Keys (the first five as before issue 15, the rest added):
+
+    * ``jobs``: job key -> saved state (None if the node holds something of
+      the job but no state);
+    * ``volumes``: names of the LVs with our tag; ``mounts``: mount points
+      under root_base, in mount-table order; ``pins``: job key -> pinned
+      image version (real path); ``images``: images.allow_listed_userland
+      (per allow-list name: path, current version, recorded glibc and minimum
+      kernel), or ``{"error": reason}`` if the allow-list cannot be read;
+    * ``usage``: job key -> ``{"age_seconds", "used_bytes", "mounts"}`` for
+      each job with a state: seconds since its prologue started (since its
+      state was last written for a state without ``started``), bytes in use
+      on its root's file system (None if the root is not mounted on its own
+      volume), mounts at or below its root;
+    * ``slots``: ``{"total", "free"}`` (a refused job holds no slot);
+    * ``pool``: None in directory mode, else metrics.pool_use (``size_bytes``,
+      ``used_ratio``, ``metadata_ratio``; None where the pool is missing);
+    * ``leaked``: ``{"volume": [LV names], "mount": [mount points]}`` that no
+      saved state names: the prologue saves the state before it makes
+      anything and the teardown forgets it last, so what a running job or a
+      teardown still to retry holds always has one (gc removes the rest of
+      a job whose batch job is gone);
+    * ``stale``: job keys whose state is still ``setup`` after
+      :data:`STALE_SETUP_SECONDS`: a prologue that died (gc tears them down).
+
+    *now*: the current Unix time (float, default ``time.time()``). Raises
+    JobrootError (LVM), OSError.
     """
+    from ansible_collections.hpc.jobroot.plugins.module_utils import images, metrics, mountinfo
+    now = time.time() if now is None else now
     jobs = {key: load_state(cfg, key) for key in sorted(known_jobs(cfg))}
-    volumes = []
+    volumes, pool = [], None
     if cfg.volume_group:
         from ansible_collections.hpc.jobroot.plugins.module_utils import lvm
-        volumes = [lv["name"] for lv in lvm.job_lvs(cfg.volume_group)]
-    # images imports procs/mountinfo/lock: status only, kept off the prologue's import path
-    from ansible_collections.hpc.jobroot.plugins.module_utils import images
+        report = lvm.fullreport(cfg.volume_group)
+        volumes = sorted(row["lv_name"] for row in (report or {}).get("lv", [])
+                         if lvm.TAG in row["lv_tags"].split(","))
+        pool = metrics.pool_use(report, cfg.thin_pool, lvm.TAG)
+        leaked_volumes = [name for name in volumes if not (
+            name.startswith(lvm.LV_PREFIX) and jobs.get(name[len(lvm.LV_PREFIX):]))]
+    else:
+        leaked_volumes = []
+    table = mountinfo.read() if os.path.isdir(cfg.root_base) else []
+    mounts = [m.mount_point for m in mountinfo.under(table, cfg.root_base, include_self=False)]
+    usage = {}
+    for key, state in jobs.items():
+        if not state:
+            continue
+        root = os.path.join(cfg.root_base, key)
+        started = state.get("started")
+        if started is None:
+            try:
+                started = os.stat(rundir.state_path(cfg.run_dir, key)).st_mtime
+            except FileNotFoundError:
+                started = now
+        usage[key] = {"age_seconds": max(int(now - started), 0), "used_bytes": None,
+                      "mounts": sum(1 for m in mounts if m == root or m.startswith(root + "/"))}
+        if state.get("lv") and root in mounts:
+            st = os.statvfs(root)
+            usage[key]["used_bytes"] = (st.f_blocks - st.f_bfree) * st.f_frsize
+    holding = sum(1 for state in jobs.values() if state and state.get("phase") in ("setup", "ready"))
     try:
         shown = images.allow_listed_userland(cfg.allow_list, cfg.image_base)
     except JobrootError as exc:  # a broken allow-list must not hide the rest of the status
         shown = {"error": str(exc)}
-    return {"jobs": jobs, "volumes": volumes,
-            "mounts": bindtree.mounted_under(cfg.root_base) if os.path.isdir(cfg.root_base) else [],
-            "pins": image_select.pinned(cfg.run_dir),
-            "images": shown}
+    return {"jobs": jobs, "volumes": volumes, "mounts": mounts,
+            "pins": image_select.pinned(cfg.run_dir), "images": shown, "usage": usage,
+            "slots": {"total": cfg.slots, "free": max(cfg.slots - holding, 0)}, "pool": pool,
+            "leaked": {"volume": leaked_volumes,
+                       "mount": [m for m in mounts
+                                 if not jobs.get(os.path.relpath(m, cfg.root_base).split(os.sep)[0])]},
+            "stale": sorted(key for key, state in jobs.items() if state and state.get("phase") == "setup"
+                            and usage[key]["age_seconds"] > STALE_SETUP_SECONDS)}
+
+
+#: a prologue holds its job's lock for at most 300 s (lock.py) before it
+#: gives up: a state still in ``setup`` after this long is a dead prologue's
+STALE_SETUP_SECONDS = 600

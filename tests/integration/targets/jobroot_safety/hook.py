@@ -19,6 +19,7 @@ A throw-away user is made with useradd and removed again.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -106,8 +107,15 @@ def main():
         check(proc.returncode == 0 and os.path.isdir(base + "/roots/4712"), "prologue 4712", proc)
         subprocess.run(["chroot", "--userspec=%s:%s" % (USER, USER), base + "/roots/4712",
                         "/bin/sh", "-c", "echo left > /tmp/left"], check=True)
+        table = hook(good_cfg, "status")
+        check(table.returncode == 0 and re.search(r"^4712 +%s +\S+ +ready +\S+ +- +- +[1-9]" % USER,
+                                                  table.stdout, re.M) and "\n!" not in table.stdout,
+              "status shows job 4712 ready with its mounts, and nothing leaked", table)
         proc = hook(good_cfg, "gc", "--all")
-        status = json.loads(hook(good_cfg, "status").stdout)
+        status = json.loads(hook(good_cfg, "status", "--json").stdout)
+        table = hook(good_cfg, "status")
+        check(table.returncode == 0 and table.stdout.startswith("no jobs\n") and "\n!" not in table.stdout,
+              "status after gc: no jobs, nothing leaked", table)
         check(proc.returncode == 0 and status["jobs"] == {} and status["mounts"] == [] and
               status["pins"] == {} and os.listdir(base + "/roots") == [],
               "gc --all leaves no state, pin, mount or root", proc)

@@ -290,10 +290,21 @@ def test_an_unwritable_mom_log_changes_no_exit_code(hook):
     assert hook.main(["prologue", "--batch-system", "torque", "--"] + TORQUE_ARGS) == 1
 
 
-def test_status_prints_json_and_is_0(hook, monkeypatch, capsys):
-    monkeypatch.setattr(lifecycle, "status", lambda cfg: {"jobs": {}, "pins": {}})
+EMPTY_STATUS = {"jobs": {}, "volumes": [], "mounts": [], "pins": {}, "images": {}, "usage": {},
+                "slots": {"total": 2, "free": 2}, "pool": None, "leaked": {"volume": [], "mount": []},
+                "stale": []}
+
+
+def test_status_json_prints_the_dict_and_is_0(hook, monkeypatch, capsys):
+    monkeypatch.setattr(lifecycle, "status", lambda cfg: EMPTY_STATUS)
+    assert hook.main(["status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == EMPTY_STATUS
+
+
+def test_status_prints_the_table_and_is_0(hook, monkeypatch, capsys):
+    monkeypatch.setattr(lifecycle, "status", lambda cfg: EMPTY_STATUS)
     assert hook.main(["status"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"jobs": {}, "pins": {}}
+    assert capsys.readouterr().out == "no jobs\nslots: 2 of 2 free\n"
 
 
 @pytest.mark.parametrize("argv,alive", [

@@ -15,7 +15,7 @@ Ansible run. Usage (docs/design.md, "The hook command"):
   jobroot epilogue --batch-system slurm --
   jobroot prologue --batch-system torque -- JOBID USER GROUP JOBNAME LIMITS QUEUE ACCOUNT
   jobroot epilogue --batch-system torque -- JOBID USER GROUP JOBNAME SESSION LIMITS USED QUEUE ACCOUNT
-  jobroot gc [--all]
+  jobroot gc [--all | --retry]
   jobroot status [--json]
 
 Everything after "--" is the batch system's, and partly the job user's (a
@@ -28,7 +28,9 @@ for the SPANK plugin, because a failed Slurm Prolog drains the node).
 1 failure; for Torque, 1 makes pbs_mom abort the job (refused request, bad
 arguments, or the node failed to set this job up max_setup_failures times)
 and 2 makes it requeue the job (the node could not set it up), as Torque's
-prologue exit-code table says. A usage error is 1 too, never 0 or 2: it
+prologue exit-code table says. A Slurm epilogue whose teardown is incomplete
+drains the node with a reason of ours and exits 0 (drain.py), 1 only if
+that drain fails. A usage error is 1 too, never 0 or 2: it
 must neither run the job without its root nor requeue it forever. Messages
 go to syslog (ident hpc-jobroot, with the job id) and standard error; for
 Torque a refusal's reason also goes to standard output (pbs_mom copies the
@@ -126,6 +128,8 @@ def parse(ours):
     gc_cmd = sub.add_parser("gc", parents=[common])
     gc_cmd.add_argument("--all", action="store_true", help="every job is gone (at boot)")
     gc_cmd.add_argument("--batch-system", choices=["slurm", "torque"], default="slurm")
+    gc_cmd.add_argument("--retry", action="store_true",
+                        help="only if a failed teardown's retry is due (the retry timer; drain.py)")
     status_cmd = sub.add_parser("status", parents=[common])
     status_cmd.add_argument("--json", action="store_true", help="the status as JSON (lifecycle.status)")
     return parser.parse_args(ours)
@@ -171,16 +175,21 @@ def main(argv=None):
                 from ansible_collections.hpc.jobroot.plugins.module_utils import status_table
                 sys.stdout.write(status_table.render(shown))
             return 0
+        if opts.retry:
+            from ansible_collections.hpc.jobroot.plugins.module_utils import drain
+            if not drain.retry_due(cfg.run_dir):
+                return 0
         alive = None if opts.all else (torque_alive(cfg) if is_torque else slurm_alive)
         report = lifecycle.gc(cfg, alive, log)
         say(json.dumps(report, indent=2, sort_keys=True))
+        paced = after_gc(cfg, opts, report)
         if cfg.metrics_dir:
             from ansible_collections.hpc.jobroot.plugins.module_utils import metrics
             try:
                 metrics.record_gc(cfg, report)
             except (JobrootError, OSError, ValueError) as exc:
                 log("cannot write the metrics of this gc: %s" % exc)
-        return 1 if any(isinstance(v, str) and v.startswith("error") for v in report.values()) else 0
+        return 1 if paced or any(isinstance(v, str) and v.startswith("error") for v in report.values()) else 0
     except JobrootError as exc:
         log("%s failed: %s" % (opts.command, exc))
         return 1
@@ -209,7 +218,12 @@ def run_job_hook(opts, job):
         if is_torque:
             progress = torque_progress(cfg, job.job_id)
         if opts.command == "epilogue":
-            lifecycle.epilogue(cfg, job.job_id, opts.batch_system, progress)
+            try:
+                lifecycle.epilogue(cfg, job.job_id, opts.batch_system, progress)
+            except (JobrootError, OSError) as exc:
+                if is_torque:
+                    raise
+                return slurm_teardown_failed(cfg, job.job_id, exc)
             outcome = "ok"
             return 0
         wanted = lifecycle.requested_image(cfg, opts.batch_system, os.environ, job.queue)
@@ -257,6 +271,67 @@ def record_metrics(cfg, hook, seconds, outcome):
         metrics.record_hook(cfg, hook, seconds, outcome)
     except (JobrootError, OSError, ValueError) as exc:
         log("cannot write the metrics of this %s: %s" % (hook, exc))
+
+
+def slurm_teardown_failed(cfg, job_id, exc):
+    """Drain the node with our reason and schedule gc's retry; return 0, or 1 if the drain failed.
+
+    *exc*: why the teardown of job *job_id* is incomplete. Exit 0 keeps
+    Slurm from draining the node again with its own reason ("Epilog
+    error"), which gc would not resume (drain.py); if our drain fails, exit
+    1 lets Slurm drain it, so no new job lands on a node that still holds a
+    dead job's root either way.
+    """
+    from ansible_collections.hpc.jobroot.plugins.module_utils import drain
+    log("epilogue %s failed: %s" % (job_id, exc))
+    reason = drain.reason_for(job_id, exc)
+    try:
+        drain.note_failure(cfg.run_dir)
+        drain.drain(cfg, reason)
+    except (JobrootError, OSError) as err:
+        log("job %s: cannot drain the node (%s): exit 1, so that Slurm drains it" % (job_id, err))
+        return 1
+    log("job %s: node %s drained (%s); gc retries the teardown and resumes it" % (
+        job_id, drain.node_name(cfg), reason))
+    return 0
+
+
+def after_gc(cfg, opts, report):
+    """After a gc run: pace the next retry, and resume the node if it is clean and drained by us.
+
+    *report*: lifecycle.gc's report. A job gc could not tear down (an
+    ``error`` entry) counts a failure in the retry file (drain.note_failure).
+    When a retry was pending and the run had no error and no busy job, a
+    Slurm node is resumed if its drain reason is ours
+    (drain.resume_if_ours), then the retry file is removed; without a
+    pending retry no batch system is asked, so a gc on demand on a healthy
+    node costs no scontrol call. A boot-time ``gc --all`` asks no batch
+    system either (slurmctld may not answer yet): it makes a retry due at
+    once, so the retry timer's first run resumes a node drained before the
+    reboot. Returns 1 if the retry file cannot be written or scontrol fails
+    (the file stays, so the next run tries again), else 0; both are logged.
+    """
+    from ansible_collections.hpc.jobroot.plugins.module_utils import drain
+    unfinished = [v for v in report.values() if isinstance(v, str)]
+    try:
+        if any(v.startswith("error") for v in unfinished):
+            log("gc: teardown still incomplete; next retry at %s" % time.strftime(
+                "%H:%M:%S", time.localtime(drain.note_failure(cfg.run_dir))))
+            return 0
+        if unfinished:
+            return 0  # a prologue or epilogue is running: the next run decides
+        if opts.all:
+            drain.schedule(cfg.run_dir)
+            return 0
+        if not drain.load_retry(cfg.run_dir):
+            return 0
+        if opts.batch_system == "slurm" and drain.resume_if_ours(cfg):
+            log("gc: node %s clean, resumed (its drain reason was ours)" % drain.node_name(cfg))
+        drain.clear(cfg.run_dir)
+    except (JobrootError, OSError) as exc:
+        log("gc: cannot pace retries or resume the node: %s" % exc)
+        return 1
+    return 0
 
 
 def torque_setup_failed(cfg, job_id, exc):

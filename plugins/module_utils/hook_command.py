@@ -12,7 +12,7 @@ Ansible run. Usage (docs/design.md, "The hook command"):
 
   jobroot prologue --batch-system slurm --       # SLURM_JOB_ID, SLURM_JOB_USER, SPANK_JOBROOT_IMAGE,
                                                  # SPANK_JOBROOT_ENCRYPT
-  jobroot epilogue --batch-system slurm --
+  jobroot epilogue --batch-system slurm [--drain-on-failure] --
   jobroot prologue --batch-system torque -- JOBID USER GROUP JOBNAME LIMITS QUEUE ACCOUNT
   jobroot epilogue --batch-system torque -- JOBID USER GROUP JOBNAME SESSION LIMITS USED QUEUE ACCOUNT
   jobroot gc [--all | --retry]
@@ -28,9 +28,10 @@ for the SPANK plugin, because a failed Slurm Prolog drains the node).
 1 failure; for Torque, 1 makes pbs_mom abort the job (refused request, bad
 arguments, or the node failed to set this job up max_setup_failures times)
 and 2 makes it requeue the job (the node could not set it up), as Torque's
-prologue exit-code table says. A Slurm epilogue whose teardown is incomplete
-drains the node with a reason of ours and exits 0 (drain.py), 1 only if
-that drain fails. A usage error is 1 too, never 0 or 2: it
+prologue exit-code table says. A Slurm epilogue with --drain-on-failure
+(the Epilog wrapper's last try) whose teardown is incomplete drains the
+node with a reason of ours and exits 0 (drain.py), 1 only if that drain
+fails. A usage error is 1 too, never 0 or 2: it
 must neither run the job without its root nor requeue it forever. Messages
 go to syslog (ident hpc-jobroot, with the job id) and standard error; for
 Torque a refusal's reason also goes to standard output (pbs_mom copies the
@@ -125,6 +126,10 @@ def parse(ours):
     for name in ("prologue", "epilogue"):
         cmd = sub.add_parser(name, parents=[common])
         cmd.add_argument("--batch-system", choices=["slurm", "torque"], default="slurm")
+        if name == "epilogue":
+            cmd.add_argument("--drain-on-failure", action="store_true",
+                             help="Slurm: if the teardown fails, drain the node with a reason of ours "
+                                  "and exit 0 (drain.py)")
     gc_cmd = sub.add_parser("gc", parents=[common])
     gc_cmd.add_argument("--all", action="store_true", help="every job is gone (at boot)")
     gc_cmd.add_argument("--batch-system", choices=["slurm", "torque"], default="slurm")
@@ -221,7 +226,7 @@ def run_job_hook(opts, job):
             try:
                 lifecycle.epilogue(cfg, job.job_id, opts.batch_system, progress)
             except (JobrootError, OSError) as exc:
-                if is_torque:
+                if is_torque or not opts.drain_on_failure:
                     raise
                 return slurm_teardown_failed(cfg, job.job_id, exc)
             outcome = "ok"

@@ -131,7 +131,7 @@ def node_fixture(cfg, monkeypatch):
 def test_a_failed_slurm_teardown_drains_the_node_and_exits_0(node, cfg):
     scontrol, outcome = node
     outcome["epilogue"] = [JobrootError("teardown of job 7 incomplete: remove volume: in use")]
-    assert hook_command.main(["epilogue", "--batch-system", "slurm", "--"]) == 0
+    assert hook_command.main(["epilogue", "--batch-system", "slurm", "--drain-on-failure", "--"]) == 0
     assert scontrol.calls == [["scontrol", "update", "nodename=n1", "state=drain",
                                "reason=jobroot: teardown of job 7 incomplete, gc retries: teardown of job 7 "
                                "incomplete: remove volume: in use"]]
@@ -142,13 +142,21 @@ def test_if_the_drain_fails_the_epilogue_fails_so_slurm_drains(node):
     scontrol, outcome = node
     scontrol.fail = True
     outcome["epilogue"] = [JobrootError("teardown of job 7 incomplete: busy")]
+    assert hook_command.main(["epilogue", "--batch-system", "slurm", "--drain-on-failure", "--"]) == 1
+
+
+def test_without_the_flag_a_failed_teardown_is_1_and_drains_nothing(node, cfg):
+    """The Epilog wrapper's first tries (a job container's detach pass retries once) must see the failure."""
+    scontrol, outcome = node
+    outcome["epilogue"] = [JobrootError("teardown of job 7 incomplete: busy")]
     assert hook_command.main(["epilogue", "--batch-system", "slurm", "--"]) == 1
+    assert scontrol.calls == [] and drain.load_retry(cfg.run_dir) == {}
 
 
 def test_gc_resumes_a_node_it_drained_once_clean_and_never_an_admins(node, cfg, capsys):
     scontrol, outcome = node
     outcome["epilogue"] = [JobrootError("teardown of job 7 incomplete: busy")]
-    hook_command.main(["epilogue", "--batch-system", "slurm", "--"])
+    hook_command.main(["epilogue", "--batch-system", "slurm", "--drain-on-failure", "--"])
     # the volume is still busy: gc fails, the node stays drained, the wait doubles
     outcome["gc"] = {"7": "error: teardown of job 7 incomplete: busy"}
     drain.schedule(cfg.run_dir)

@@ -27,6 +27,7 @@ PAGES = {
     'job-lifecycle': ('How a job gets its root', 'How a job gets its root'),
     'prior-art': ('What it does better than what came before', 'What it does better than what came before'),
     'pieces': ('The pieces', 'The pieces'),
+    'jobroot-command': ('The jobroot command on a node', 'The jobroot command on a node'),
     'safety': ('Safety rules the code keeps', 'Safety rules the code keeps'),
     'benchmarks': ('Benchmarks', 'Benchmarks'),
 }

@@ -540,10 +540,11 @@ def sweep_temps(cfg):
     ``.refused`` in ``<run_dir>/jobs``, pins, failure counts, bind-tree manifests
     (``<24 hex>.json`` in ``<run_dir>/trees``) and Torque records
     (``<job id>.root`` in ``<pbs_home>/mom_priv/jobs``), the metrics counters
-    (``<run_dir>/metrics.json``) and textfiles (metrics.py), each followed by
+    (``<run_dir>/metrics.json``) and textfiles (metrics.py), the retry file
+    (``<run_dir>/retry.json``, drain.py), each followed by
     ``.tmp.<PID>`` of a process that no longer exists (atomic.sweep).
     """
-    from ansible_collections.hpc.jobroot.plugins.module_utils import metrics, torque
+    from ansible_collections.hpc.jobroot.plugins.module_utils import drain, metrics, torque
     trees = re.compile(r"\A[0-9a-f]{24}\.json\Z")
     folders = [(rundir.folder(cfg.run_dir, name),
                 lambda n, suffixes=rundir.PER_JOB[name]: _is_key(n, suffixes))
@@ -552,7 +553,7 @@ def sweep_temps(cfg):
         (rundir.trees_path(cfg.run_dir), lambda n: trees.match(n) is not None),
         (torque.jobs_dir(cfg.pbs_home),
          lambda n: n.endswith(".root") and _is_key(n[:-len(".root")])),
-        (cfg.run_dir, lambda n: n == metrics.COUNTERS_FILE),
+        (cfg.run_dir, lambda n: n in (metrics.COUNTERS_FILE, drain.RETRY_FILE)),
     ]
     if cfg.metrics_dir:
         folders.append((cfg.metrics_dir, lambda n: n in (metrics.HOOKS_FILE, metrics.NODE_FILE)))

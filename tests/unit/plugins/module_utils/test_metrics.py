@@ -171,11 +171,12 @@ def test_the_hook_counts_its_run_and_a_metrics_failure_does_not_fail_it(tmp_path
     assert "cannot write the metrics of this epilogue" in capsys.readouterr().err
 
 
-def test_gc_sweeps_the_temp_files_a_killed_metrics_writer_left(tmp_path):
+def test_gc_sweeps_the_temp_files_a_killed_metrics_or_retry_writer_left(tmp_path):
     cfg = cfg_for(tmp_path)
     os.makedirs(cfg.run_dir)
     dead = 999999999  # above any pid_max: no such process
     left = [os.path.join(cfg.run_dir, "%s.tmp.%d" % (metrics.COUNTERS_FILE, dead)),
+            os.path.join(cfg.run_dir, "retry.json.tmp.%d" % dead),
             os.path.join(cfg.metrics_dir, "%s.tmp.%d" % (metrics.HOOKS_FILE, dead))]
     other = os.path.join(cfg.metrics_dir, "site.prom.tmp.%d" % dead)  # not ours: stays
     for path in left + [other]:

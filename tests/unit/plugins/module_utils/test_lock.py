@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import time
 
 import pytest
 
@@ -50,8 +52,19 @@ def test_remove_needs_the_lock_held(tmp_path):
         lock.Lock(str(tmp_path / "locks" / "1")).remove()
 
 
+def _open_count(path):
+    """How many descriptors of this process have *path* open."""
+    fds = os.listdir("/proc/self/fd")
+    count = 0
+    for fd in fds:
+        try:
+            count += os.readlink("/proc/self/fd/" + fd) == path
+        except OSError:
+            pass
+    return count
+
+
 def test_removed_lock_file_is_gone_and_a_waiter_locks_a_fresh_one(tmp_path):
-    import os
     import threading
 
     path = str(tmp_path / "locks" / "4711")
@@ -62,6 +75,13 @@ def test_removed_lock_file_is_gone_and_a_waiter_locks_a_fresh_one(tmp_path):
     got = []
     thread = threading.Thread(target=lambda: got.append(waiter.acquire()))
     thread.start()
+    # remove only once the waiter has the file open (two descriptors of this
+    # process name it): removed earlier, the waiter would create a fresh file
+    # and lock it at once, which is the other case
+    deadline = time.monotonic() + 10
+    while _open_count(path) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _open_count(path) == 2
     first.remove()
     assert not os.path.exists(path)
     first.release()

@@ -46,6 +46,9 @@ DEFAULTS = {
     "home": "user",
     "queue_image": {},
     "slurm_node_name": "",
+    # Torque: the node's name in pbs_server's server_priv/nodes, for drain.py's
+    # pbsnodes calls; "" = the host name as uname -n gives it.
+    "torque_node_name": "",
     # Torque: after this many failed prologues of one job on this node, abort
     # it (exit 1) instead of requeueing it (exit 2) once more.
     "max_setup_failures": 3,
@@ -116,6 +119,8 @@ class NodeConfig:
             validate.managed_path(getattr(self, name), "config " + name)
         if self.metrics_dir:
             validate.abs_path(self.metrics_dir, "config metrics_dir")
+        if self.torque_node_name:
+            validate.node_name(self.torque_node_name, "config torque_node_name")
         validate.image_name(self.default_image)
         for d in self.image_dirs:
             validate.rel_path(d, "config image_dirs entry")

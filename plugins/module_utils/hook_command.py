@@ -14,7 +14,7 @@ Ansible run. Usage (docs/design.md, "The hook command"):
                                                  # SPANK_JOBROOT_ENCRYPT
   jobroot epilogue --batch-system slurm [--drain-on-failure] --
   jobroot prologue --batch-system torque -- JOBID USER GROUP JOBNAME LIMITS QUEUE ACCOUNT
-  jobroot epilogue --batch-system torque -- JOBID USER GROUP JOBNAME SESSION LIMITS USED QUEUE ACCOUNT
+  jobroot epilogue --batch-system torque [--drain-on-failure] -- JOBID USER GROUP JOBNAME SESSION LIMITS USED QUEUE ACCOUNT
   jobroot gc [--all | --retry]
   jobroot status [--json]
 
@@ -28,10 +28,12 @@ for the SPANK plugin, because a failed Slurm Prolog drains the node).
 1 failure; for Torque, 1 makes pbs_mom abort the job (refused request, bad
 arguments, or the node failed to set this job up max_setup_failures times)
 and 2 makes it requeue the job (the node could not set it up), as Torque's
-prologue exit-code table says. A Slurm epilogue with --drain-on-failure
-(the Epilog wrapper's last try) whose teardown is incomplete drains the
-node with a reason of ours and exits 0 (drain.py), 1 only if that drain
-fails. A usage error is 1 too, never 0 or 2: it
+prologue exit-code table says. An epilogue with --drain-on-failure (Slurm:
+the Epilog wrapper's last try; Torque: the epilogue, which runs once) whose
+teardown is incomplete takes the node out of service with a reason of ours
+(drain.py): a Slurm epilogue then exits 0, 1 only if that drain fails; a
+Torque epilogue exits 1 either way (pbs_mom only logs it, and the log should
+show the teardown failed). A usage error is 1 too, never 0 or 2: it
 must neither run the job without its root nor requeue it forever. Messages
 go to syslog (ident hpc-jobroot, with the job id) and standard error; for
 Torque a refusal's reason also goes to standard output (pbs_mom copies the
@@ -128,8 +130,8 @@ def parse(ours):
         cmd.add_argument("--batch-system", choices=["slurm", "torque"], default="slurm")
         if name == "epilogue":
             cmd.add_argument("--drain-on-failure", action="store_true",
-                             help="Slurm: if the teardown fails, drain the node with a reason of ours "
-                                  "and exit 0 (drain.py)")
+                             help="if the teardown fails, take the node out of service with a reason "
+                                  "of ours (Slurm: drain, and exit 0; Torque: offline with a note; drain.py)")
     gc_cmd = sub.add_parser("gc", parents=[common])
     gc_cmd.add_argument("--all", action="store_true", help="every job is gone (at boot)")
     gc_cmd.add_argument("--batch-system", choices=["slurm", "torque"], default="slurm")
@@ -226,9 +228,9 @@ def run_job_hook(opts, job):
             try:
                 lifecycle.epilogue(cfg, job.job_id, opts.batch_system, progress)
             except (JobrootError, OSError) as exc:
-                if is_torque or not opts.drain_on_failure:
+                if not opts.drain_on_failure:
                     raise
-                return slurm_teardown_failed(cfg, job.job_id, exc)
+                return teardown_failed(cfg, job.job_id, exc, opts.batch_system, progress)
             outcome = "ok"
             return 0
         wanted = lifecycle.requested_image(cfg, opts.batch_system, os.environ, job.queue)
@@ -278,27 +280,43 @@ def record_metrics(cfg, hook, seconds, outcome):
         log("cannot write the metrics of this %s: %s" % (hook, exc))
 
 
-def slurm_teardown_failed(cfg, job_id, exc):
-    """Drain the node with our reason and schedule gc's retry; return 0, or 1 if the drain failed.
+def teardown_failed(cfg, job_id, exc, batch_system, progress=log):
+    """Take the node out of service with our reason and schedule gc's retry; return the exit code.
 
-    *exc*: why the teardown of job *job_id* is incomplete. Exit 0 keeps
-    Slurm from draining the node again with its own reason ("Epilog
-    error"), which gc would not resume (drain.py); if our drain fails, exit
-    1 lets Slurm drain it, so no new job lands on a node that still holds a
-    dead job's root either way.
+    *exc*: why the teardown of job *job_id* is incomplete; *batch_system*:
+    ``slurm`` or ``torque``; *progress*: where the outcome is logged
+    besides (Torque: pbs_mom's log, torque_progress). Slurm: 0 once the
+    node is drained, which keeps Slurm from draining it again with its own
+    reason ("Epilog error") that gc would not resume (drain.py); 1 if our
+    drain fails, so that Slurm drains it and no new job lands on a node
+    that still holds a dead job's root either way. Torque: pbs_mom takes no
+    node offline for a failed epilogue and only logs a non-zero exit, so
+    the node goes offline with our note (``pbsnodes -o -N``) and the exit
+    is 1 either way, which leaves "system epilog failed" in pbs_mom's log.
+    A node already out of service for a reason not ours is left as it is
+    (drain.drain returns False). Raises nothing.
     """
     from ansible_collections.hpc.jobroot.plugins.module_utils import drain
     log("epilogue %s failed: %s" % (job_id, exc))
     reason = drain.reason_for(job_id, exc)
+    failed = 1 if batch_system == "torque" else 0
     try:
         drain.note_failure(cfg.run_dir)
-        drain.drain(cfg, reason)
+        ours = drain.drain(cfg, reason, batch_system=batch_system)
     except (JobrootError, OSError) as err:
-        log("job %s: cannot drain the node (%s): exit 1, so that Slurm drains it" % (job_id, err))
+        if batch_system == "torque":
+            log("job %s: cannot take the node offline (%s); gc retries the teardown" % (job_id, err))
+        else:
+            log("job %s: cannot drain the node (%s): exit 1, so that Slurm drains it" % (job_id, err))
         return 1
-    log("job %s: node %s drained (%s); gc retries the teardown and resumes it" % (
-        job_id, drain.node_name(cfg), reason))
-    return 0
+    if not ours:
+        progress("job %s: node %s already out of service for another reason: left as it is; "
+                 "gc retries the teardown" % (job_id, drain.node_name(cfg, batch_system)))
+        return failed
+    progress("job %s: node %s %s (%s); gc retries the teardown and resumes it" % (
+        job_id, drain.node_name(cfg, batch_system),
+        "offline" if batch_system == "torque" else "drained", reason))
+    return failed
 
 
 def after_gc(cfg, opts, report):
@@ -306,14 +324,15 @@ def after_gc(cfg, opts, report):
 
     *report*: lifecycle.gc's report. A job gc could not tear down (an
     ``error`` entry) counts a failure in the retry file (drain.note_failure).
-    When a retry was pending and the run had no error and no busy job, a
-    Slurm node is resumed if its drain reason is ours
-    (drain.resume_if_ours), then the retry file is removed; without a
-    pending retry no batch system is asked, so a gc on demand on a healthy
-    node costs no scontrol call. A boot-time ``gc --all`` asks no batch
+    When a retry was pending and the run had no error and no busy job, the
+    node is resumed if it is out of service with a reason of ours
+    (drain.resume_if_ours, for the batch system of ``opts.batch_system``:
+    Slurm or Torque), then the retry file is removed; without a pending
+    retry no batch system is asked, so a gc on demand on a healthy node
+    costs no scontrol or pbsnodes call. A boot-time ``gc --all`` asks no batch
     system either (slurmctld may not answer yet): it makes a retry due at
     once, so the retry timer's first run resumes a node drained before the
-    reboot. Returns 1 if the retry file cannot be written or scontrol fails
+    reboot. Returns 1 if the retry file cannot be written or scontrol or pbsnodes fails
     (the file stays, so the next run tries again), else 0; both are logged.
     """
     from ansible_collections.hpc.jobroot.plugins.module_utils import drain
@@ -330,8 +349,9 @@ def after_gc(cfg, opts, report):
             return 0
         if not drain.load_retry(cfg.run_dir):
             return 0
-        if opts.batch_system == "slurm" and drain.resume_if_ours(cfg):
-            log("gc: node %s clean, resumed (its drain reason was ours)" % drain.node_name(cfg))
+        if drain.resume_if_ours(cfg, batch_system=opts.batch_system):
+            log("gc: node %s clean, resumed (its drain reason was ours)"
+                % drain.node_name(cfg, opts.batch_system))
         drain.clear(cfg.run_dir)
     except (JobrootError, OSError) as exc:
         log("gc: cannot pace retries or resume the node: %s" % exc)

@@ -39,6 +39,9 @@ _PATH_CHARS = re.compile(r"\A[A-Za-z0-9._/+@:=-]+\Z")
 _MOUNT_PATH_CHARS = re.compile(r"\A[A-Za-z0-9._/+@:= -]+\Z")
 _VG = re.compile(r"\A[A-Za-z0-9+_.][A-Za-z0-9+_.-]{0,126}\Z")
 _TAG = re.compile(r"\A[A-Za-z0-9_+.-]{1,1024}\Z")
+# A batch system's node name: a host name (letters, digits, ".", "_", "-"),
+# never starting like an option.
+_NODE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,252}\Z")
 # Substrings LVM reserves for its own sub-LVs (lvm(8), "VALID NAMES").
 _LV_RESERVED = ("_cdata", "_cmeta", "_corig", "_mlog", "_mimage", "_pmspare",
                 "_rimage", "_rmeta", "_tdata", "_tmeta", "_vorigin", "_vdata")
@@ -204,6 +207,18 @@ def managed_path(value, field="path"):
     if value == "/" or value in SYSTEM_DIRS or (value.count("/") == 1 and top.startswith("lib")):
         raise ValidationError("%s %r is / or a system directory (%s, /lib*): refusing to manage it"
                               % (field, value, ", ".join(SYSTEM_DIRS)))
+    return value
+
+
+def node_name(value, field="node name"):
+    """Return *value* if it is a node name we pass to scontrol or pbsnodes, else raise ValidationError.
+
+    A host name: letters, digits and ``._-``, starting with a letter or
+    digit (so never an option), at most 253 characters.
+    """
+    _text(value, field)
+    if not _NODE.match(value):
+        raise ValidationError("%s %r is not a plain host name" % (field, value))
     return value
 
 

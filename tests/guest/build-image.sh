@@ -286,8 +286,9 @@ for unit in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_re
             fstrim.timer man-db.timer; do
     ln -sf /dev/null "$ROOTFS/etc/systemd/system/$unit"
 done
-# The Slurm daemons start only when a role configures and enables them.
-for unit in slurmctld.service slurmd.service; do
+# The Slurm and HTCondor daemons start only when a role configures and
+# enables them.
+for unit in slurmctld.service slurmd.service condor.service; do
     chroot "$ROOTFS" systemctl disable "$unit" >>"$LOG" 2>&1 || true
 done
 
